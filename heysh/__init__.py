@@ -1,0 +1,1 @@
+"""heysh: knowledge platform backend."""

@@ -1,0 +1,3 @@
+from heysh.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Activity classes holding their store clients; one dataclass in, one dataclass out."""

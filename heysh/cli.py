@@ -1,0 +1,100 @@
+"""`heysh api | worker | dev | token | schema | migrate | setup`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from heysh.config import ConfigError, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="heysh", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("api", help="serve the GraphQL gateway")
+    commands.add_parser("worker", help="run workflows and activities")
+    commands.add_parser("dev", help="run the whole stack locally (services, api, worker)")
+    token = commands.add_parser("token", help="print a token the dev stack accepts")
+    token.add_argument("--user", required=True, help="user id (a UUID, or a name mapped to one)")
+    token.add_argument("--email", default=None)
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    commands.add_parser("schema", help="print the GraphQL SDL")
+    commands.add_parser("migrate", help="apply pending SQL migrations")
+    commands.add_parser("setup", help="install the local services (cached outside the checkout)")
+    args = parser.parse_args(argv)
+
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"heysh: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from heysh.schema import build_schema
+
+        sys.stdout.write(build_schema().as_str() + "\n")
+        return 0
+    if args.command == "setup":
+        from heysh.local import install
+
+        install.main()
+        return 0
+    if args.command == "dev":
+        from heysh.local.dev import run_dev
+
+        return run_dev()
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "token":
+        from heysh.auth import mint_dev_token
+        from heysh.local.users import user_id_for
+
+        user_id = user_id_for(args.user)
+        if user_id != args.user:
+            print(f"user {args.user!r} is id {user_id}", file=sys.stderr)
+        print(mint_dev_token(settings, user_id, email=args.email, ttl_seconds=args.ttl))
+        return 0
+    if args.command == "migrate":
+        from heysh.stores.migrations import apply_migrations
+
+        applied = apply_migrations(settings.database_url.get_secret_value())
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'up to date'}")
+        return 0
+    if args.command == "api":
+        import uvicorn
+
+        from heysh.app import create_app
+
+        uvicorn.run(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            ws="websockets-sansio",
+        )
+        return 0
+    if args.command == "worker":
+        from heysh.worker import main as worker_main
+
+        asyncio.run(_until_signalled(lambda stop: worker_main(settings, stop)))
+        return 0
+    raise AssertionError(args.command)
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(stop)

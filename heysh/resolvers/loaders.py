@@ -1,0 +1,60 @@
+"""Request-scoped DataLoaders: a page of N items costs one query per relation, not N."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from aiodataloader import DataLoader
+
+from heysh.resolvers.runs import RunState, run_states
+from heysh.stores.postgres import DomainRow, MemberRole, RunRow
+
+if TYPE_CHECKING:
+    from heysh.services import Services
+
+
+class Loaders:
+    """Every loader is bound to the caller, so cached rows never cross users."""
+
+    def __init__(self, services: Services, user_id: UUID | None) -> None:
+        self._services = services
+        self._user_id = user_id
+        self.domain: DataLoader[UUID, DomainRow | None] = DataLoader(self._domains)
+        self.role: DataLoader[UUID, MemberRole | None] = DataLoader(self._roles)
+        self.run: DataLoader[str, RunRow | None] = DataLoader(self._runs)
+        self.latest_run: DataLoader[UUID, RunRow | None] = DataLoader(self._latest_runs)
+        self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
+
+    async def _domains(self, ids: Sequence[UUID]) -> list[DomainRow | None]:
+        if self._user_id is None:
+            return [None] * len(ids)
+        rows = await self._services.postgres.visible_domains(self._user_id, ids)
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _roles(self, ids: Sequence[UUID]) -> list[MemberRole | None]:
+        if self._user_id is None:
+            return [None] * len(ids)
+        roles = await self._services.postgres.roles(self._user_id, ids)
+        return [roles.get(i) for i in ids]
+
+    async def _runs(self, ids: Sequence[str]) -> list[RunRow | None]:
+        if self._user_id is None:
+            return [None] * len(ids)
+        rows = await self._services.postgres.visible_runs(self._user_id, ids)
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _latest_runs(self, subject_ids: Sequence[UUID]) -> list[RunRow | None]:
+        # Only called for subjects already proven visible, so no membership join is needed.
+        latest = await self._services.postgres.latest_runs(subject_ids)
+        return [latest.get(i) for i in subject_ids]
+
+    async def _run_states(self, ids: Sequence[str]) -> list[RunState]:
+        runs = await self.run.load_many(list(ids))
+        visible = [run for run in runs if run is not None]
+        if len(visible) != len(ids):
+            raise LookupError("run state requested for a run the caller cannot see")
+        return await run_states(self._services.temporal, visible)

@@ -1,0 +1,77 @@
+"""The public GraphQL contract: composes the per-area roots, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry import relay
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.relay import GlobalIDValueError
+
+from heysh.config import Settings
+from heysh.context import Info
+from heysh.schema.common import User
+from heysh.schema.domains import Domain, DomainMutations, DomainQueries
+from heysh.schema.extensions import ErrorCodes, RequireAuthentication
+from heysh.schema.runs import RunQueries, WorkflowRun
+
+NODE_TYPES: dict[str, type[Domain] | type[WorkflowRun]] = {
+    "Domain": Domain,
+    "WorkflowRun": WorkflowRun,
+}
+
+
+@strawberry.type
+class ViewerQueries:
+    @strawberry.field(description="The authenticated caller.")
+    def viewer(self, info: Info) -> User | None:
+        return User(id=strawberry.ID(str(info.context.user_id)))
+
+    @strawberry.field(description="Any object the caller can see, by global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
+        try:
+            global_id = relay.GlobalID.from_id(id)
+        except GlobalIDValueError:
+            return None
+        node_type = NODE_TYPES.get(global_id.type_name)
+        if node_type is None:
+            return None
+        (found,) = await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
+        return found
+
+
+@strawberry.type
+class Query(ViewerQueries, DomainQueries, RunQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(DomainMutations):
+    pass
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    # Factories, not instances: strawberry builds fresh extensions for every request.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        partial(
+            RequireAuthentication,
+            allow_anonymous_introspection=settings.introspection_enabled,
+        ),
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

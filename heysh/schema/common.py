@@ -1,0 +1,39 @@
+"""Types shared by every area: users, typed user errors, global id parsing."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+from strawberry.relay import GlobalIDValueError
+
+
+@strawberry.enum(description="Why a mutation refused its input.")
+class UserErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+
+
+@strawberry.type(description="An expected failure, returned as data: fix the input and retry.")
+class UserError:
+    code: UserErrorCode
+    message: str
+    field: str | None = strawberry.field(
+        default=None, description="The input field at fault, when one is."
+    )
+
+
+@strawberry.type(description="A Supabase Auth user, identified by its auth.users id.")
+class User:
+    id: strawberry.ID
+
+
+def parse_global_id(value: str, type_name: str) -> str | None:
+    """The node id inside a global id of ``type_name``; None for anything else."""
+    try:
+        global_id = relay.GlobalID.from_id(value)
+    except GlobalIDValueError:
+        return None
+    return global_id.node_id if global_id.type_name == type_name else None

@@ -1,0 +1,148 @@
+"""Domains: the knowledge areas users own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+
+from heysh.context import Info
+from heysh.errors import InvalidInputError
+from heysh.resolvers import domains as resolve
+from heysh.resolvers.runs import RunState
+from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id
+from heysh.schema.runs import WorkflowRun, load_run
+from heysh.stores.postgres import DomainRow
+from heysh.stores.postgres import DomainStatus as StoreDomainStatus
+
+DomainStatus = strawberry.enum(StoreDomainStatus, name="DomainStatus")
+
+
+@strawberry.type(description="A knowledge area; only its members can see that it exists.")
+class Domain(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    status: DomainStatus  # type: ignore[valid-type]
+    error: str | None = strawberry.field(description="Why the domain is FAILED, when it is.")
+    created_at: datetime
+    owner_id: strawberry.Private[UUID]
+
+    @classmethod
+    def from_row(cls, row: DomainRow) -> Domain:
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            description=row.description,
+            status=row.status,
+            error=row.error,
+            created_at=row.created_at,
+            owner_id=row.created_by,
+        )
+
+    @strawberry.field
+    def owner(self) -> User:
+        return User(id=strawberry.ID(str(self.owner_id)))
+
+    @strawberry.field(description="The most recent workflow run on this domain.")
+    async def last_run(self, info: Info) -> WorkflowRun | None:
+        run = await info.context.loaders.latest_run.load(UUID(self.id))
+        return await load_run(info, run.id) if run else None
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Domain | None]:
+        ids = [_uuid(i) for i in node_ids]
+        rows = await info.context.loaders.domain.load_many([i for i in ids if i is not None])
+        by_id = {row.id: row for row in rows if row is not None}
+        return [cls.from_row(by_id[i]) if i in by_id else None for i in ids]
+
+
+@strawberry.type
+class DomainEdge:
+    cursor: str
+    node: Domain
+
+
+@strawberry.type
+class DomainConnection:
+    edges: list[DomainEdge]
+    page_info: relay.PageInfo
+
+
+@strawberry.input
+class CreateDomainInput:
+    name: str
+    description: str = ""
+
+
+@strawberry.type
+class CreateDomainSuccess:
+    domain: Domain
+    run: WorkflowRun
+
+
+CreateDomainPayload = Annotated[
+    CreateDomainSuccess | UserError, strawberry.union("CreateDomainPayload")
+]
+
+
+@strawberry.type
+class DomainQueries:
+    @strawberry.field(description="A domain the caller is a member of; null otherwise.")
+    async def domain(self, info: Info, id: strawberry.ID) -> Domain | None:
+        node_id = parse_global_id(id, "Domain")
+        if node_id is None:
+            return None
+        (domain,) = await Domain.resolve_nodes(info=info, node_ids=[node_id])
+        return domain
+
+    @strawberry.field(description="The caller's domains, newest first.")
+    async def domains(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> DomainConnection:
+        page = await resolve.domain_page(info.context, 20 if first is None else first, after)
+        if isinstance(page, resolve.InputProblem):
+            raise InvalidInputError(page.message)
+        edges = [
+            DomainEdge(cursor=resolve.encode_cursor(row), node=Domain.from_row(row))
+            for row in page.rows
+        ]
+        return DomainConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type
+class DomainMutations:
+    @strawberry.mutation(
+        description="Create a domain owned by the caller; returns its run at once."
+    )
+    async def create_domain(self, info: Info, input: CreateDomainInput) -> CreateDomainPayload:
+        problem = resolve.validate_new_domain(info.context, input.name, input.description)
+        if problem is not None:
+            return UserError(
+                code=UserErrorCode.INVALID_INPUT, message=problem.message, field=problem.field
+            )
+        row, run = await resolve.create_domain(info.context, input.name, input.description)
+        return CreateDomainSuccess(
+            domain=Domain.from_row(row), run=WorkflowRun.from_state(RunState.queued(run))
+        )
+
+
+def _uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,195 @@
+"""Domain metadata, membership and run bookkeeping in Supabase Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+
+class DomainStatus(StrEnum):
+    CREATING = "CREATING"
+    ACTIVE = "ACTIVE"
+    FAILED = "FAILED"
+    DELETING = "DELETING"
+
+
+class MemberRole(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    id: UUID
+    name: str
+    description: str
+    status: DomainStatus
+    error: str | None
+    created_by: UUID
+    created_at: datetime
+
+    def __post_init__(self) -> None:
+        # psycopg hands Postgres enums over as text.
+        object.__setattr__(self, "status", DomainStatus(self.status))
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    domain_id: UUID
+    kind: str
+    subject_id: UUID | None
+    started_by: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DomainPageKey:
+    """Keyset position in the newest-first domain listing."""
+
+    created_at: datetime
+    id: UUID
+
+
+_Row = TypeVar("_Row")
+
+_DOMAIN_COLUMNS = "d.id, d.name, d.description, d.status, d.error, d.created_by, d.created_at"
+
+
+def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
+    # prepare_threshold=None keeps us compatible with Supabase's transaction-mode pooler.
+    return AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"prepare_threshold": None, "autocommit": True},
+        open=False,
+    )
+
+
+class PostgresStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def ping(self) -> None:
+        async with self._pool.connection(timeout=5) as conn:
+            await conn.execute("select 1")
+
+    async def create_domain(
+        self, domain_id: UUID, name: str, description: str, owner: UUID, run_id: str
+    ) -> tuple[DomainRow, RunRow]:
+        """Insert the domain, its owner membership and its creating run in one transaction."""
+        async with self._pool.connection() as conn, conn.transaction():
+            async with conn.cursor(row_factory=class_row(DomainRow)) as cur:
+                await cur.execute(
+                    "insert into heysh.domains as d (id, name, description, created_by)"
+                    f" values (%s, %s, %s, %s) returning {_DOMAIN_COLUMNS}",
+                    (domain_id, name, description, owner),
+                )
+                domain = await cur.fetchone()
+            await conn.execute(
+                "insert into heysh.domain_members (domain_id, user_id, role) values (%s, %s, %s)",
+                (domain_id, owner, MemberRole.OWNER.value),
+            )
+            async with conn.cursor(row_factory=class_row(RunRow)) as cur:
+                await cur.execute(
+                    "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
+                    " values (%s, %s, %s, %s, %s)"
+                    " returning id, domain_id, kind, subject_id, started_by, created_at",
+                    (run_id, domain_id, "CREATE_DOMAIN", domain_id, owner),
+                )
+                run = await cur.fetchone()
+        assert domain is not None
+        assert run is not None
+        return domain, run
+
+    async def set_domain_status(
+        self, domain_id: UUID, status: DomainStatus, error: str | None = None
+    ) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "update heysh.domains set status = %s, error = %s, updated_at = now()"
+                " where id = %s",
+                (status.value, error, domain_id),
+            )
+            return cur.rowcount == 1
+
+    async def get_domain(self, domain_id: UUID) -> DomainRow | None:
+        """Unchecked read for the worker; the api reads through ``visible_domains``."""
+        rows = await self._fetch(
+            DomainRow,
+            f"select {_DOMAIN_COLUMNS} from heysh.domains d where d.id = %s",
+            (domain_id,),
+        )
+        return rows[0] if rows else None
+
+    async def visible_domains(self, user_id: UUID, domain_ids: Sequence[UUID]) -> list[DomainRow]:
+        """The domains among ``domain_ids`` that ``user_id`` is a member of."""
+        return await self._fetch(
+            DomainRow,
+            f"select {_DOMAIN_COLUMNS} from heysh.domains d"
+            " join heysh.domain_members m on m.domain_id = d.id and m.user_id = %s"
+            " where d.id = any(%s)",
+            (user_id, list(domain_ids)),
+        )
+
+    async def domain_page(
+        self, user_id: UUID, limit: int, after: DomainPageKey | None
+    ) -> list[DomainRow]:
+        """Newest first; fetches ``limit`` rows after the keyset position."""
+        where, params = "", [user_id]
+        if after is not None:
+            where = " where (d.created_at, d.id) < (%s, %s)"
+            params.extend([after.created_at, after.id])  # type: ignore[list-item]
+        return await self._fetch(
+            DomainRow,
+            f"select {_DOMAIN_COLUMNS} from heysh.domains d"
+            " join heysh.domain_members m on m.domain_id = d.id and m.user_id = %s"
+            f"{where} order by d.created_at desc, d.id desc limit %s",
+            (*params, limit),
+        )
+
+    async def roles(self, user_id: UUID, domain_ids: Sequence[UUID]) -> dict[UUID, MemberRole]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "select domain_id, role from heysh.domain_members"
+                " where user_id = %s and domain_id = any(%s)",
+                (user_id, list(domain_ids)),
+            )
+            return {row[0]: MemberRole(row[1]) for row in await cur.fetchall()}
+
+    async def visible_runs(self, user_id: UUID, run_ids: Sequence[str]) -> list[RunRow]:
+        return await self._fetch(
+            RunRow,
+            "select r.id, r.domain_id, r.kind, r.subject_id, r.started_by, r.created_at"
+            " from heysh.workflow_runs r"
+            " join heysh.domain_members m on m.domain_id = r.domain_id and m.user_id = %s"
+            " where r.id = any(%s)",
+            (user_id, list(run_ids)),
+        )
+
+    async def latest_runs(self, subject_ids: Sequence[UUID]) -> dict[UUID, RunRow]:
+        rows = await self._fetch(
+            RunRow,
+            "select distinct on (subject_id) id, domain_id, kind, subject_id, started_by,"
+            " created_at from heysh.workflow_runs where subject_id = any(%s)"
+            " order by subject_id, created_at desc",
+            (list(subject_ids),),
+        )
+        return {row.subject_id: row for row in rows if row.subject_id is not None}
+
+    async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
+        async with (
+            self._pool.connection() as conn,
+            conn.cursor(row_factory=class_row(row_type)) as cur,
+        ):
+            await cur.execute(sql, params)
+            return await cur.fetchall()

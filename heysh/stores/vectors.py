@@ -1,0 +1,98 @@
+"""Chunk vectors in Weaviate: one collection, one tenant per domain (native isolation)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import weaviate
+from weaviate import WeaviateAsyncClient
+from weaviate.classes.config import Configure, DataType, Property
+from weaviate.classes.init import Auth
+from weaviate.classes.tenants import Tenant
+from weaviate.exceptions import UnexpectedStatusCodeError
+
+from heysh.errors import StoreError
+
+_CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".wcs.api.weaviate.io")
+
+
+def create_client(
+    url: str, grpc_port: int, api_key: str | None, *, skip_init_checks: bool = False
+) -> WeaviateAsyncClient:
+    """A not-yet-connected async client for Weaviate Cloud or a self-hosted/local server."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    auth = Auth.api_key(api_key) if api_key else None
+    if host.endswith(_CLOUD_SUFFIXES):
+        if auth is None:
+            raise StoreError("Weaviate Cloud needs an API key (HEYSH_WEAVIATE_API_KEY)")
+        return weaviate.use_async_with_weaviate_cloud(
+            cluster_url=url, auth_credentials=auth, skip_init_checks=skip_init_checks
+        )
+    secure = parts.scheme == "https"
+    return weaviate.use_async_with_custom(
+        http_host=host,
+        http_port=parts.port or (443 if secure else 80),
+        http_secure=secure,
+        grpc_host=host,
+        grpc_port=grpc_port,
+        grpc_secure=secure,
+        auth_credentials=auth,
+        skip_init_checks=skip_init_checks,
+    )
+
+
+def tenant_name(domain_id: str) -> str:
+    # Tenant names allow [A-Za-z0-9_-]{1,64}; a UUID fits as is.
+    return domain_id
+
+
+class VectorStore:
+    def __init__(self, client: WeaviateAsyncClient, collection: str) -> None:
+        self._client = client
+        self._name = collection
+
+    async def ping(self) -> None:
+        if not await self._client.is_ready():
+            raise StoreError("Weaviate is not ready")
+
+    async def ensure_collection(self) -> None:
+        if await self._client.collections.exists(self._name):
+            return
+        try:
+            await self._client.collections.create(
+                self._name,
+                multi_tenancy_config=Configure.multi_tenancy(
+                    enabled=True, auto_tenant_creation=False
+                ),
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(name="document_id", data_type=DataType.TEXT, skip_vectorization=True),
+                    Property(name="chunk_index", data_type=DataType.INT),
+                    Property(name="text", data_type=DataType.TEXT),
+                    Property(name="title", data_type=DataType.TEXT),
+                    Property(name="start_offset", data_type=DataType.INT),
+                    Property(name="end_offset", data_type=DataType.INT),
+                ],
+            )
+        except UnexpectedStatusCodeError as exc:
+            # Another worker created it between our check and our create.
+            if not await self._client.collections.exists(self._name):
+                raise StoreError(f"cannot create Weaviate collection {self._name}") from exc
+
+    async def ensure_tenant(self, domain_id: str) -> None:
+        collection = self._client.collections.use(self._name)
+        name = tenant_name(domain_id)
+        if await collection.tenants.exists(name):
+            return
+        await collection.tenants.create([Tenant(name=name)])
+
+    async def delete_tenant(self, domain_id: str) -> None:
+        collection = self._client.collections.use(self._name)
+        name = tenant_name(domain_id)
+        if await collection.tenants.exists(name):
+            await collection.tenants.remove([name])
+
+    async def tenant_exists(self, domain_id: str) -> bool:
+        collection = self._client.collections.use(self._name)
+        return await collection.tenants.exists(tenant_name(domain_id))

@@ -1,0 +1,1 @@
+"""Deterministic workflow classes. No I/O here: activities do it."""

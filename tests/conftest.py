@@ -1,0 +1,78 @@
+"""Shared fixtures: the real local stack (started once per run), settings, api and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from heysh.app import create_app
+from heysh.config import Settings
+from heysh.local.stack import LocalStack
+from heysh.services import Services, open_services
+from heysh.stores.migrations import apply_migrations
+from heysh.worker import build_worker, prepare_stores
+from tests.support.graphql import GraphQLClient
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    root = Path(tempfile.mkdtemp(prefix="heysh-test-"))
+    local = LocalStack.for_tests(root)
+    local.start()
+    try:
+        apply_migrations(local.settings_env()["HEYSH_DATABASE_URL"])
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: LocalStack) -> Settings:
+    env = stack.settings_env()
+    return Settings(
+        env="test",
+        temporal_address=env["HEYSH_TEMPORAL_ADDRESS"],
+        neo4j_uri=env["HEYSH_NEO4J_URI"],
+        weaviate_url=env["HEYSH_WEAVIATE_URL"],
+        weaviate_grpc_port=int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
+        database_url=env["HEYSH_DATABASE_URL"],
+        task_queue=f"heysh-test-{uuid.uuid4().hex[:8]}",
+        introspection=True,
+        graphiql=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_services(settings) as opened:
+        await prepare_stores(opened)
+        yield opened
+
+
+@pytest.fixture(scope="session")
+async def worker(services: Services) -> AsyncIterator[None]:
+    """A worker on the suite's task queue, running for the whole session."""
+    running = build_worker(services)
+    async with running:
+        yield
+    await asyncio.sleep(0)
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings, worker: None) -> AsyncIterator[GraphQLClient]:
+    """The real gateway app (lifespan and all) behind an HTTP client, with a worker running."""
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://heysh.test"
+        ) as http,
+    ):
+        yield GraphQLClient(http, settings)
