@@ -56,6 +56,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Client libraries log every request at INFO; keep our logs about our own work.
+    for noisy in ("httpx", "httpcore", "neo4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "token":
         from heysh.auth import mint_dev_token
         from heysh.local.users import user_id_for

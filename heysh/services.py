@@ -66,19 +66,20 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
     driver = create_driver(settings.neo4j_uri, settings.neo4j_user, password)
     api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    weaviate_client = create_client(
-        settings.weaviate_url, settings.weaviate_grpc_port, api_key, skip_init_checks=lazy
-    )
+    weaviate_client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
     try:
         await weaviate_client.connect()
-        temporal = await connect_temporal(settings, lazy=lazy)
-        yield Services(
+        services = Services(
             settings=settings,
             postgres=PostgresStore(pool),
             graph=GraphStore(driver, settings.neo4j_database),
             vectors=VectorStore(weaviate_client, settings.weaviate_collection),
-            temporal=temporal,
+            temporal=await connect_temporal(settings, lazy=lazy),
         )
+        if not lazy:
+            await services.vectors.ping()
+            await services.graph.ping()
+        yield services
     finally:
         await weaviate_client.close()
         await driver.close()

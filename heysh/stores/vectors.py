@@ -16,10 +16,12 @@ from heysh.errors import StoreError
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".wcs.api.weaviate.io")
 
 
-def create_client(
-    url: str, grpc_port: int, api_key: str | None, *, skip_init_checks: bool = False
-) -> WeaviateAsyncClient:
-    """A not-yet-connected async client for Weaviate Cloud or a self-hosted/local server."""
+def create_client(url: str, grpc_port: int, api_key: str | None) -> WeaviateAsyncClient:
+    """A not-yet-connected async client for Weaviate Cloud or a self-hosted/local server.
+
+    Init checks are skipped: they include a call to pypi.org that a server must not make.
+    Readiness is checked by ``VectorStore.ping`` instead.
+    """
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     auth = Auth.api_key(api_key) if api_key else None
@@ -27,7 +29,7 @@ def create_client(
         if auth is None:
             raise StoreError("Weaviate Cloud needs an API key (HEYSH_WEAVIATE_API_KEY)")
         return weaviate.use_async_with_weaviate_cloud(
-            cluster_url=url, auth_credentials=auth, skip_init_checks=skip_init_checks
+            cluster_url=url, auth_credentials=auth, skip_init_checks=True
         )
     secure = parts.scheme == "https"
     return weaviate.use_async_with_custom(
@@ -38,7 +40,7 @@ def create_client(
         grpc_port=grpc_port,
         grpc_secure=secure,
         auth_credentials=auth,
-        skip_init_checks=skip_init_checks,
+        skip_init_checks=True,
     )
 
 
