@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Self
+from pathlib import Path
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -80,6 +81,22 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
 
+    # The document pipeline. Defaults run offline: MiniLM embeddings, heuristic extraction.
+    embedder: Literal["minilm", "openai"] = "minilm"
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_dimensions: int = 1536
+    extractor: Literal["heuristic", "llm"] = "heuristic"
+    llm_model: str = "gpt-4o-mini"
+    minilm_dir: Path | None = None  # None: the cache `heysh setup` fills
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_title_length: int = Field(default=500, ge=1)
+    chunk_max_tokens: int = Field(default=200, ge=16, le=254)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    embed_batch_size: int = Field(default=64, ge=1)
+    index_batch_size: int = Field(default=256, ge=1)
+    extract_batch_size: int = Field(default=32, ge=1)
+    extract_concurrency: int = Field(default=4, ge=1)
+
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
     max_query_tokens: int = Field(default=2000, ge=1)
@@ -108,6 +125,12 @@ class Settings(BaseSettings):
         return self.supabase_url.rstrip("/") + "/auth/v1"
 
     @model_validator(mode="after")
+    def _chunk_overlap_fits(self) -> Self:
+        if self.chunk_overlap_tokens > self.chunk_max_tokens // 2:
+            raise ValueError("HEYSH_CHUNK_OVERLAP_TOKENS must be at most half of CHUNK_MAX_TOKENS")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unusable_production_config(self) -> Self:
         if self.is_local:
             return self
@@ -121,6 +144,8 @@ class Settings(BaseSettings):
         need_secret("neo4j_password", self.neo4j_password)
         need_secret("weaviate_api_key", self.weaviate_api_key)
         need_secret("temporal_api_key", self.temporal_api_key)
+        if self.embedder == "openai" or self.extractor == "llm":
+            need_secret("openai_api_key", self.openai_api_key)
         if self.supabase_jwks_url is None:
             need_secret("supabase_jwt_secret", self.supabase_jwt_secret)
         elif self.supabase_jwt_secret is not None and is_placeholder(

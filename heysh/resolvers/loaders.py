@@ -9,6 +9,7 @@ from uuid import UUID
 from aiodataloader import DataLoader
 
 from heysh.resolvers.runs import RunState, run_states
+from heysh.stores.documents import DocumentRow
 from heysh.stores.postgres import DomainRow, MemberRole, RunRow
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ class Loaders:
         self.run: DataLoader[str, RunRow | None] = DataLoader(self._runs)
         self.latest_run: DataLoader[UUID, RunRow | None] = DataLoader(self._latest_runs)
         self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
+        self.document: DataLoader[UUID, DocumentRow | None] = DataLoader(self._documents)
+        self.domain_documents: DataLoader[UUID, list[DocumentRow]] = DataLoader(
+            self._domain_documents
+        )
 
     async def _domains(self, ids: Sequence[UUID]) -> list[DomainRow | None]:
         if self._user_id is None:
@@ -33,6 +38,23 @@ class Loaders:
         rows = await self._services.postgres.visible_domains(self._user_id, ids)
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
+
+    async def _documents(self, ids: Sequence[UUID]) -> list[DocumentRow | None]:
+        if self._user_id is None:
+            return [None] * len(ids)
+        rows = await self._services.documents.visible(self._user_id, ids)
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _domain_documents(self, domain_ids: Sequence[UUID]) -> list[list[DocumentRow]]:
+        # Only called for domains already proven visible.
+        rows = await self._services.documents.in_domains(
+            domain_ids, self._services.settings.max_page_size
+        )
+        by_domain: dict[UUID, list[DocumentRow]] = {i: [] for i in domain_ids}
+        for row in rows:
+            by_domain[row.domain_id].append(row)
+        return [by_domain[i] for i in domain_ids]
 
     async def _roles(self, ids: Sequence[UUID]) -> list[MemberRole | None]:
         if self._user_id is None:

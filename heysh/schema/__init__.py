@@ -20,12 +20,14 @@ from strawberry.relay import GlobalIDValueError
 from heysh.config import Settings
 from heysh.context import Info
 from heysh.schema.common import User
+from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
 from heysh.schema.domains import Domain, DomainMutations, DomainQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication
 from heysh.schema.runs import RunQueries, WorkflowRun
 
-NODE_TYPES: dict[str, type[Domain] | type[WorkflowRun]] = {
+NODE_TYPES: dict[str, type[Domain] | type[Document] | type[WorkflowRun]] = {
     "Domain": Domain,
+    "Document": Document,
     "WorkflowRun": WorkflowRun,
 }
 
@@ -50,12 +52,12 @@ class ViewerQueries:
 
 
 @strawberry.type
-class Query(ViewerQueries, DomainQueries, RunQueries):
+class Query(ViewerQueries, DomainQueries, DocumentQueries, RunQueries):
     pass
 
 
 @strawberry.type
-class Mutation(DomainMutations):
+class Mutation(DomainMutations, DocumentMutations):
     pass
 
 

@@ -14,6 +14,10 @@ class UserErrorCode(Enum):
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
+    BUSY = "BUSY"
+    CONTENT_EMPTY = "CONTENT_EMPTY"
+    CONTENT_TOO_LARGE = "CONTENT_TOO_LARGE"
+    CONTENT_NOT_UTF8 = "CONTENT_NOT_UTF8"
 
 
 @strawberry.type(description="An expected failure, returned as data: fix the input and retry.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
@@ -18,6 +18,9 @@ from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id
 from heysh.schema.runs import WorkflowRun, load_run
 from heysh.stores.postgres import DomainRow
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
+
+if TYPE_CHECKING:
+    from heysh.schema.documents import Document
 
 DomainStatus = strawberry.enum(StoreDomainStatus, name="DomainStatus")
 
@@ -52,6 +55,15 @@ class Domain(relay.Node):
     async def last_run(self, info: Info) -> WorkflowRun | None:
         run = await info.context.loaders.latest_run.load(UUID(self.id))
         return await load_run(info, run.id) if run else None
+
+    @strawberry.field(description="The domain's newest documents.")
+    async def documents(
+        self, info: Info
+    ) -> list[Annotated[Document, strawberry.lazy("heysh.schema.documents")]]:
+        from heysh.schema.documents import Document
+
+        rows = await info.context.loaders.domain_documents.load(UUID(self.id))
+        return [Document.from_row(row) for row in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -21,6 +21,8 @@ WorkflowStepStatus = strawberry.enum(StepStatus, name="WorkflowStepStatus")
 class WorkflowStep:
     name: str
     status: WorkflowStepStatus  # type: ignore[valid-type]
+    done: int = strawberry.field(description="Items done in this step (e.g. chunks).")
+    total: int = strawberry.field(description="Items this step will process; 0 if not counted.")
 
 
 @strawberry.type(description="A durable workflow run; its state is read from the workflow itself.")
@@ -43,7 +45,10 @@ class WorkflowRun(relay.Node):
             status=state.status,
             stage=state.stage,
             progress=state.progress,
-            steps=[WorkflowStep(name=s.name, status=s.status) for s in state.steps],
+            steps=[
+                WorkflowStep(name=s.name, status=s.status, done=s.done, total=s.total)
+                for s in state.steps
+            ],
             started_at=state.started_at,
             finished_at=state.finished_at,
             error=state.error,

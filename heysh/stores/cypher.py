@@ -1,15 +1,24 @@
-"""Every Cypher statement heysh runs, as constants with ``$params`` (never string-built)."""
+"""Every Cypher statement heysh runs, as constants with ``$params`` (never string-built).
 
-CONSTRAINTS = (
+Writes are ``UNWIND $rows ... MERGE`` batches keyed on unique ids, so a retried activity
+converges on the same graph instead of duplicating it.
+"""
+
+SCHEMA = (
     "CREATE CONSTRAINT domain_id IF NOT EXISTS FOR (n:Domain) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (n:Document) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT chunk_id IF NOT EXISTS FOR (n:Chunk) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT entity_id IF NOT EXISTS FOR (n:Entity) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX chunk_document IF NOT EXISTS FOR (n:Chunk) ON (n.document_id)",
+    "CREATE INDEX chunk_domain IF NOT EXISTS FOR (n:Chunk) ON (n.domain_id)",
+    "CREATE INDEX document_domain IF NOT EXISTS FOR (n:Document) ON (n.domain_id)",
+    "CREATE INDEX entity_domain IF NOT EXISTS FOR (n:Entity) ON (n.domain_id)",
 )
 
 PING = "RETURN 1 AS ok"
 
-# MERGE on the unique id makes a retried activity a no-op instead of a duplicate.
+# --- domains -------------------------------------------------------------------------------------
+
 MERGE_DOMAIN = """
 MERGE (d:Domain {id: $id})
 ON CREATE SET d.domain_id = $id, d.name = $name, d.created_at = datetime()
@@ -17,9 +26,133 @@ ON MATCH SET d.name = $name
 RETURN d.id AS id
 """
 
-DELETE_DOMAIN = """
-MATCH (n {domain_id: $id})
-CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 1000 ROWS
+# One statement per label so each uses its domain_id index; batches keep transactions small.
+DELETE_DOMAIN_CHUNKS = """
+MATCH (n:Chunk {domain_id: $id})
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS
 """
+DELETE_DOMAIN_ENTITIES = """
+MATCH (n:Entity {domain_id: $id})
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS
+"""
+DELETE_DOMAIN_DOCUMENTS = """
+MATCH (n:Document {domain_id: $id})
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS
+"""
+DELETE_DOMAIN_NODE = "MATCH (n:Domain {id: $id}) DETACH DELETE n"
 
 COUNT_DOMAIN_NODES = "MATCH (d:Domain {id: $id}) RETURN count(d) AS n"
+
+DOMAIN_GRAPH_COUNTS = """
+CALL () { MATCH (n:Document {domain_id: $id}) RETURN count(n) AS documents }
+CALL () { MATCH (n:Chunk {domain_id: $id}) RETURN count(n) AS chunks }
+CALL () { MATCH (n:Entity {domain_id: $id}) RETURN count(n) AS entities }
+CALL () {
+  MATCH (:Chunk {domain_id: $id})-[m:MENTIONS]->() RETURN count(m) AS mentions
+}
+CALL () {
+  MATCH (:Entity {domain_id: $id})-[r:RELATED]->()
+  RETURN count(r) AS relationships, coalesce(sum(r.weight), 0) AS total_weight
+}
+RETURN documents, chunks, entities, mentions, relationships, total_weight
+"""
+
+# --- documents -----------------------------------------------------------------------------------
+
+MERGE_DOCUMENT = """
+MATCH (dom:Domain {id: $domain_id})
+MERGE (d:Document {id: $id})
+ON CREATE SET d.domain_id = $domain_id
+SET d.title = $title
+MERGE (dom)-[:HAS_DOCUMENT]->(d)
+"""
+
+MERGE_CHUNKS = """
+MATCH (d:Document {id: $document_id})
+UNWIND $rows AS row
+MERGE (c:Chunk {id: row.id})
+SET c.domain_id = $domain_id, c.document_id = $document_id, c.index = row.index,
+    c.start = row.start, c.end = row.end, c.text = row.text
+MERGE (d)-[:HAS_CHUNK]->(c)
+"""
+
+MERGE_ENTITIES = """
+UNWIND $rows AS row
+MERGE (e:Entity {id: row.id})
+ON CREATE SET e.domain_id = $domain_id, e.name = row.name, e.type = row.type,
+              e.description = row.description
+WITH e, row
+UNWIND row.chunk_ids AS chunk_id
+MATCH (c:Chunk {id: chunk_id})
+MERGE (c)-[:MENTIONS]->(e)
+"""
+
+# Evidence is a set of chunk ids: re-adding a document's evidence is a no-op, so weights are
+# exact under retries. weight = the number of supporting chunks.
+MERGE_RELATIONS = """
+UNWIND $rows AS row
+MATCH (a:Entity {id: row.source}), (b:Entity {id: row.target})
+MERGE (a)-[r:RELATED {type: row.type}]->(b)
+ON CREATE SET r.id = row.id, r.evidence = []
+SET r.evidence = [x IN r.evidence WHERE NOT x IN row.evidence] + row.evidence
+SET r.weight = size(r.evidence)
+"""
+
+# Removing a document: its own rows say exactly which evidence it contributed.
+RELATION_IMPACT = """
+UNWIND $rows AS row
+MATCH (:Entity {id: row.source})-[r:RELATED {type: row.type}]->(:Entity {id: row.target})
+WITH r, size([x IN r.evidence WHERE NOT x IN row.evidence]) AS remaining
+RETURN sum(CASE WHEN remaining = 0 THEN 1 ELSE 0 END) AS deleted,
+       sum(CASE WHEN remaining > 0 AND remaining < size(r.evidence) THEN 1 ELSE 0 END) AS weakened
+"""
+
+STRIP_RELATION_EVIDENCE = """
+UNWIND $rows AS row
+MATCH (:Entity {id: row.source})-[r:RELATED {type: row.type}]->(:Entity {id: row.target})
+SET r.evidence = [x IN r.evidence WHERE NOT x IN row.evidence]
+SET r.weight = size(r.evidence)
+WITH r WHERE r.weight = 0
+DELETE r
+"""
+
+ENTITIES_ONLY_IN_DOCUMENT = """
+UNWIND $entity_ids AS id
+MATCH (e:Entity {id: id})
+WHERE NOT EXISTS {
+  MATCH (c:Chunk)-[:MENTIONS]->(e) WHERE c.document_id <> $document_id
+}
+RETURN e.id AS id, e.name AS name, e.type AS type
+ORDER BY e.name
+"""
+
+DELETE_DOCUMENT_CHUNKS = """
+MATCH (c:Chunk {document_id: $id})
+CALL (c) { DETACH DELETE c } IN TRANSACTIONS OF 2000 ROWS
+"""
+
+DELETE_ORPHAN_ENTITIES = """
+UNWIND $entity_ids AS id
+MATCH (e:Entity {id: id})
+WHERE NOT EXISTS { MATCH (:Chunk)-[:MENTIONS]->(e) }
+DETACH DELETE e
+RETURN count(*) AS deleted
+"""
+
+DELETE_DOCUMENT_NODE = "MATCH (d:Document {id: $id}) DETACH DELETE d"
+
+COUNT_DOCUMENT_CHUNKS = "MATCH (c:Chunk {document_id: $id}) RETURN count(c) AS n"
+
+DOCUMENT_GRAPH = """
+MATCH (d:Document {id: $id})
+OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk)
+OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+RETURN count(DISTINCT c) AS chunks, count(DISTINCT e) AS entities
+"""
+
+ENTITY_DOCUMENTS = """
+MATCH (e:Entity {domain_id: $domain_id})
+WHERE e.name = $name
+MATCH (d:Document)-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e)
+RETURN e.id AS id, collect(DISTINCT d.id) AS documents
+"""

@@ -122,6 +122,19 @@ class PostgresStore:
             )
             return cur.rowcount == 1
 
+    async def delete_domain(self, domain_id: UUID) -> bool:
+        """Deletes the row; members, runs and documents cascade."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("delete from heysh.domains where id = %s", (domain_id,))
+            return cur.rowcount == 1
+
+    async def running_run_ids(self, domain_id: UUID) -> list[str]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "select id from heysh.workflow_runs where domain_id = %s", (domain_id,)
+            )
+            return [row[0] for row in await cur.fetchall()]
+
     async def get_domain(self, domain_id: UUID) -> DomainRow | None:
         """Unchecked read for the worker; the api reads through ``visible_domains``."""
         rows = await self._fetch(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import weaviate
 from weaviate import WeaviateAsyncClient
 from weaviate.classes.config import Configure, DataType, Property
+from weaviate.classes.data import DataObject
 from weaviate.classes.init import Auth
+from weaviate.classes.query import Filter
 from weaviate.classes.tenants import Tenant
 from weaviate.exceptions import UnexpectedStatusCodeError
 
@@ -42,6 +46,18 @@ def create_client(url: str, grpc_port: int, api_key: str | None) -> WeaviateAsyn
         auth_credentials=auth,
         skip_init_checks=True,
     )
+
+
+@dataclass(frozen=True)
+class ChunkVector:
+    chunk_id: str
+    document_id: str
+    index: int
+    title: str
+    text: str
+    start: int
+    end: int
+    vector: list[float]
 
 
 def tenant_name(domain_id: str) -> str:
@@ -98,3 +114,59 @@ class VectorStore:
     async def tenant_exists(self, domain_id: str) -> bool:
         collection = self._client.collections.use(self._name)
         return await collection.tenants.exists(tenant_name(domain_id))
+
+    async def upsert_chunks(self, domain_id: str, objects: Sequence[ChunkVector]) -> None:
+        """Insert or overwrite (same deterministic UUID) a batch of chunk vectors."""
+        if not objects:
+            return
+        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
+        result = await tenant.data.insert_many(
+            [
+                DataObject(
+                    uuid=o.chunk_id,
+                    vector=o.vector,
+                    properties={
+                        "document_id": o.document_id,
+                        "chunk_index": o.index,
+                        "text": o.text,
+                        "title": o.title,
+                        "start_offset": o.start,
+                        "end_offset": o.end,
+                    },
+                )
+                for o in objects
+            ]
+        )
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise StoreError(f"Weaviate rejected {len(result.errors)} chunk(s): {first.message}")
+
+    async def delete_document(self, domain_id: str, document_id: str) -> int:
+        """Delete every vector of a document; loops past Weaviate's per-call match limit."""
+        if not await self.tenant_exists(domain_id):
+            return 0
+        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
+        deleted = 0
+        while True:
+            result = await tenant.data.delete_many(
+                where=Filter.by_property("document_id").equal(document_id)
+            )
+            deleted += result.successful
+            if result.matches == 0 or result.successful == 0:
+                return deleted
+
+    async def count_document(self, domain_id: str, document_id: str) -> int:
+        if not await self.tenant_exists(domain_id):
+            return 0
+        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
+        result = await tenant.aggregate.over_all(
+            filters=Filter.by_property("document_id").equal(document_id), total_count=True
+        )
+        return int(result.total_count or 0)
+
+    async def count_tenant(self, domain_id: str) -> int:
+        if not await self.tenant_exists(domain_id):
+            return 0
+        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
+        result = await tenant.aggregate.over_all(total_count=True)
+        return int(result.total_count or 0)

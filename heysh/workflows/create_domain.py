@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
+    from heysh.workflows.common import now as _now
+    from heysh.workflows.common import readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
 
 STEPS = ["graph", "vectors", "activate"]
-
-STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-STEP_TIMEOUT = timedelta(seconds=60)
 
 
 @dataclass
@@ -32,14 +24,6 @@ class CreateDomainInput:
 
 def workflow_id(domain_id: str) -> str:
     return f"create-domain-{domain_id}"
-
-
-def readable_failure(stage: str, err: BaseException) -> str:
-    cause: BaseException | None = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
-    return f"{stage} step failed: {detail}"
 
 
 @workflow.defn(name="CreateDomain")
@@ -53,13 +37,13 @@ class CreateDomainWorkflow:
         ref = DomainRef(request.domain_id, request.name)
         try:
             progress.begin("graph", _now())
-            await _step(DomainActivities.create_graph_domain, ref)
+            await run_activity(DomainActivities.create_graph_domain, ref)
             progress.finish("graph", _now(), "domain node created in Neo4j")
             progress.begin("vectors", _now())
-            await _step(DomainActivities.create_vector_tenant, ref)
+            await run_activity(DomainActivities.create_vector_tenant, ref)
             progress.finish("vectors", _now(), "domain tenant created in Weaviate")
             progress.begin("activate", _now())
-            await _step(
+            await run_activity(
                 DomainActivities.set_domain_status, DomainStatusChange(request.domain_id, "ACTIVE")
             )
             progress.finish("activate", _now(), "domain is active")
@@ -74,12 +58,12 @@ class CreateDomainWorkflow:
         leftovers: list[str] = []
         for undo in (DomainActivities.delete_vector_tenant, DomainActivities.delete_graph_domain):
             try:
-                await _step(undo, ref)
+                await run_activity(undo, ref)
             except ActivityError as err:
                 leftovers.append(readable_failure("cleanup", err))
         if leftovers:
             reason = f"{reason} (cleanup incomplete: {'; '.join(leftovers)})"
-        await _step(
+        await run_activity(
             DomainActivities.set_domain_status,
             DomainStatusChange(ref.domain_id, "FAILED", reason),
         )
@@ -88,16 +72,3 @@ class CreateDomainWorkflow:
     @workflow.query(name="progress")
     def progress(self) -> RunProgress | None:
         return self._progress
-
-
-async def _step(activity_method: object, arg: object) -> object:
-    return await workflow.execute_activity_method(
-        activity_method,  # type: ignore[call-overload]
-        arg,
-        start_to_close_timeout=STEP_TIMEOUT,
-        retry_policy=STORE_RETRY,
-    )
-
-
-def _now() -> str:
-    return workflow.now().isoformat()

@@ -25,6 +25,16 @@ class StepStatus(StrEnum):
 class RunStep:
     name: str
     status: StepStatus = StepStatus.PENDING
+    done: int = 0
+    total: int = 0
+
+    @property
+    def fraction(self) -> float:
+        if self.status in (StepStatus.DONE, StepStatus.SKIPPED):
+            return 1.0
+        if self.status is StepStatus.RUNNING and self.total:
+            return min(self.done / self.total, 1.0)
+        return 0.0
 
 
 @dataclass
@@ -58,16 +68,22 @@ class RunProgress:
     def fraction(self) -> float:
         if self.status is RunStatus.COMPLETED:
             return 1.0
-        done = sum(step.status in (StepStatus.DONE, StepStatus.SKIPPED) for step in self.steps)
+        done = sum(step.fraction for step in self.steps)
         return round(done / len(self.steps), 4) if self.steps else 0.0
 
-    def begin(self, stage: str, now: str) -> None:
+    def begin(self, stage: str, now: str, total: int = 0) -> None:
         self.stage = stage
-        self._step(stage).status = StepStatus.RUNNING
+        step = self._step(stage)
+        step.status, step.total, step.done = StepStatus.RUNNING, total, 0
         self._record(f"{stage} started", now)
 
+    def advance(self, stage: str, count: int) -> None:
+        """Counts only; events stay per stage so history stays small for any document size."""
+        self._step(stage).done += count
+
     def finish(self, stage: str, now: str, message: str | None = None) -> None:
-        self._step(stage).status = StepStatus.DONE
+        step = self._step(stage)
+        step.status, step.done = StepStatus.DONE, max(step.done, step.total)
         self._record(message or f"{stage} done", now)
 
     def complete(self, now: str) -> None:
@@ -102,3 +118,4 @@ class RunOutput:
 
     status: RunStatus
     progress: RunProgress
+    summary: dict[str, int] = field(default_factory=dict)

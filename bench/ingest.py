@@ -1,0 +1,242 @@
+"""Ingestion benchmarks, each measured side by side in one run against the real local stack.
+
+    .venv/bin/python bench/ingest.py [--copies 30] [--entities 5000]
+
+Prints:
+1. pipeline throughput (chunks/s) through the ProcessDocument workflow vs the same activities
+   called directly without Temporal, and their ratio (goal: >= 0.8);
+2. local MiniLM embedding throughput (tokens/s);
+3. graph writes per second with UNWIND batches vs one MERGE per row, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from heysh.activities.documents import (  # noqa: E402
+    ChunkRange,
+    DocumentActivities,
+    DocumentRef,
+    DocumentStatusChange,
+)
+from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange  # noqa: E402
+from heysh.config import Settings  # noqa: E402
+from heysh.local.stack import LocalStack  # noqa: E402
+from heysh.pipeline.factory import build_counter, build_embedder  # noqa: E402
+from heysh.services import Services, open_services  # noqa: E402
+from heysh.stores.migrations import apply_migrations  # noqa: E402
+from heysh.worker import WORKFLOWS, build_document_activities, prepare_stores  # noqa: E402
+from heysh.workflows.process_document import (  # noqa: E402
+    ProcessDocumentInput,
+    ProcessDocumentWorkflow,
+)
+
+FIXTURES = ROOT / "tests" / "fixtures" / "documents"
+OWNER = uuid.UUID("00000000-0000-4000-8000-00000000beef")
+
+
+def corpus(copies: int) -> str:
+    parts = [p.read_text() for p in sorted(FIXTURES.glob("*.md"))]
+    return "\n\n".join(f"## Part {i}\n\n{parts[i % len(parts)]}" for i in range(copies))
+
+
+async def new_domain(services: Services, name: str) -> str:
+    domain_id = uuid.uuid4()
+    await services.postgres.create_domain(domain_id, name, "", OWNER, f"bench-{domain_id}")
+    domains = DomainActivities(services.postgres, services.graph, services.vectors)
+    ref = DomainRef(str(domain_id), name)
+    await domains.create_graph_domain(ref)
+    await domains.create_vector_tenant(ref)
+    await domains.set_domain_status(DomainStatusChange(str(domain_id), "ACTIVE"))
+    return str(domain_id)
+
+
+async def new_document(services: Services, domain_id: str, text: str) -> str:
+    document_id = uuid.uuid4()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    await services.documents.add_document(
+        document_id, uuid.UUID(domain_id), "bench", text, digest, OWNER, f"bench-{document_id}"
+    )
+    return str(document_id)
+
+
+async def run_direct(
+    activities: DocumentActivities, request: ProcessDocumentInput
+) -> tuple[float, int]:
+    """The workflow's steps, in the same order and batch sizes, without Temporal."""
+    env = ActivityEnvironment()
+    ref = DocumentRef(request.document_id, request.domain_id, request.title)
+    started = time.perf_counter()
+    await env.run(activities.begin_document, ref)
+    total = (await env.run(activities.chunk_document, ref)).chunks
+
+    def ranges(size: int) -> list[ChunkRange]:
+        return [
+            ChunkRange(request.document_id, request.domain_id, s, min(s + size, total))
+            for s in range(0, total, size)
+        ]
+
+    for batch in ranges(request.embed_batch):
+        await env.run(activities.embed_chunks, batch)
+    for batch in ranges(request.index_batch):
+        await env.run(activities.index_chunks, batch)
+    limit = asyncio.Semaphore(request.extract_concurrency)
+
+    async def extract(batch: ChunkRange) -> None:
+        async with limit:
+            await ActivityEnvironment().run(activities.extract_chunks, batch)
+
+    await asyncio.gather(*(extract(b) for b in ranges(request.extract_batch)))
+    await env.run(activities.resolve_document, ref)
+    written = await env.run(activities.write_graph, ref)
+    await env.run(
+        activities.set_document_status,
+        DocumentStatusChange(request.document_id, "READY", None, total, written.entities),
+    )
+    return time.perf_counter() - started, total
+
+
+async def run_workflow(
+    services: Services, activities: DocumentActivities, request: ProcessDocumentInput
+) -> tuple[float, int]:
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        services.temporal,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        max_concurrent_activities=request.extract_concurrency * 2,
+    ):
+        started = time.perf_counter()
+        output = await services.temporal.execute_workflow(
+            ProcessDocumentWorkflow.run, request, id=f"bench-{uuid.uuid4()}", task_queue=queue
+        )
+        elapsed = time.perf_counter() - started
+    if output.progress.error:
+        raise RuntimeError(output.progress.error)
+    return elapsed, output.summary["chunks"]
+
+
+async def pipeline_ratio(services: Services, copies: int) -> None:
+    activities = build_document_activities(services)
+    settings = services.settings
+    text = corpus(copies)
+    results: dict[str, list[float]] = {"direct": [], "workflow": []}
+    for rnd in range(2):  # alternate, so neither path always runs on a warmer machine
+        for path in ("direct", "workflow") if rnd == 0 else ("workflow", "direct"):
+            domain = await new_domain(services, f"bench-{path}-{rnd}")
+            request = ProcessDocumentInput(
+                document_id=await new_document(services, domain, text),
+                domain_id=domain,
+                title="bench",
+                embed_batch=settings.embed_batch_size,
+                index_batch=settings.index_batch_size,
+                extract_batch=settings.extract_batch_size,
+                extract_concurrency=settings.extract_concurrency,
+            )
+            if path == "direct":
+                elapsed, chunks = await run_direct(activities, request)
+            else:
+                elapsed, chunks = await run_workflow(services, activities, request)
+            results[path].append(chunks / elapsed)
+            print(f"  {path:8s} round {rnd}: {chunks} chunks in {elapsed:6.1f}s", flush=True)
+    direct, workflow = (sum(v) / len(v) for v in (results["direct"], results["workflow"]))
+    print(
+        f"pipeline: workflow {workflow:.1f} chunks/s, direct {direct:.1f} chunks/s, "
+        f"ratio {workflow / direct:.2f} (goal >= 0.8)"
+    )
+
+
+async def embedding_throughput(settings: Settings, copies: int) -> None:
+    from heysh.pipeline.chunking import chunk_text
+
+    counter = build_counter(settings)
+    chunks = chunk_text(
+        corpus(copies),
+        counter,
+        max_tokens=settings.chunk_max_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+    texts = [c.text for c in chunks]
+    tokens = sum(c.token_count for c in chunks)
+    embedder = build_embedder(settings)
+    await embedder.embed(texts[:8])  # warm-up
+    started = time.perf_counter()
+    await embedder.embed(texts)
+    elapsed = time.perf_counter() - started
+    print(
+        f"embedding ({embedder.name}): {tokens} tokens in {elapsed:.1f}s = "
+        f"{tokens / elapsed:,.0f} tokens/s"
+    )
+
+
+async def graph_write_ratio(services: Services, count: int) -> None:
+    domain = await new_domain(services, "bench-graph")
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "name": f"Entity {i}",
+            "type": "CONCEPT",
+            "description": None,
+            "chunk_ids": [],
+        }
+        for i in range(2 * count)
+    ]
+    batched, single = rows[:count], rows[count:]
+    started = time.perf_counter()
+    for start in range(0, count, 500):
+        await services.graph.merge_entities(domain, batched[start : start + 500])
+    unwind = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for row in single:
+        await services.graph.merge_entities(domain, [row])
+    per_row = count / (time.perf_counter() - started)
+    print(
+        f"graph writes: UNWIND batches {unwind:,.0f} rows/s, one MERGE per row "
+        f"{per_row:,.0f} rows/s, ratio {unwind / per_row:.1f}x"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--copies", type=int, default=30, help="fixture copies per document")
+    parser.add_argument("--entities", type=int, default=5000, help="rows per graph-write method")
+    args = parser.parse_args()
+
+    stack = LocalStack.for_tests(Path(tempfile.mkdtemp(prefix="heysh-bench-")))
+    stack.start()
+    try:
+        env = stack.settings_env()
+        apply_migrations(env["HEYSH_DATABASE_URL"])
+        settings = Settings(
+            env="test",
+            temporal_address=env["HEYSH_TEMPORAL_ADDRESS"],
+            neo4j_uri=env["HEYSH_NEO4J_URI"],
+            weaviate_url=env["HEYSH_WEAVIATE_URL"],
+            weaviate_grpc_port=int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
+            database_url=env["HEYSH_DATABASE_URL"],
+        )
+        async with open_services(settings) as services:
+            await prepare_stores(services)
+            await pipeline_ratio(services, args.copies)
+            await embedding_throughput(settings, args.copies)
+            await graph_write_ratio(services, args.entities)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,372 @@
+"""Activities of the document pipeline: each reads its inputs from the stores by id and writes
+its results back, so workflows carry ids and small summaries only."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from heysh.pipeline.chunking import TokenCounter, chunk_id, chunk_text
+from heysh.pipeline.embedding import Embedder, EmbeddingError
+from heysh.pipeline.extraction import (
+    ChunkExtraction,
+    ChunkInput,
+    ExtractedEntity,
+    ExtractedRelation,
+    ExtractionError,
+    Extractor,
+)
+from heysh.pipeline.resolution import resolve
+from heysh.stores.documents import (
+    DocumentStatus,
+    DocumentStore,
+    EntityRow,
+    NewChunk,
+    RelationRow,
+)
+from heysh.stores.graph import GraphStore
+from heysh.stores.vectors import ChunkVector, VectorStore
+from heysh.stores.withdrawal import DeleteImpact, document_impact, pages, relation_params
+
+GRAPH_BATCH = 500
+_T = TypeVar("_T")
+
+
+@dataclass
+class DocumentRef:
+    document_id: str
+    domain_id: str
+    title: str = ""
+
+
+@dataclass
+class ChunkRange:
+    document_id: str
+    domain_id: str
+    start: int
+    end: int
+    title: str = ""
+
+
+@dataclass
+class ChunkSummary:
+    chunks: int
+    tokens: int
+
+
+@dataclass
+class BatchOutcome:
+    processed: int
+
+
+@dataclass
+class ResolveSummary:
+    entities: int
+    relationships: int
+
+
+@dataclass
+class DocumentStatusChange:
+    document_id: str
+    status: str
+    error: str | None = None
+    chunks: int | None = None
+    entities: int | None = None
+    relationships: int | None = None
+
+
+@dataclass
+class PurgeOutcome:
+    vectors_deleted: int
+    entities_deleted: int
+
+
+class DocumentActivities:
+    def __init__(
+        self,
+        documents: DocumentStore,
+        graph: GraphStore,
+        vectors: VectorStore,
+        embedder: Embedder,
+        extractor: Extractor,
+        counter: TokenCounter,
+        *,
+        max_tokens: int = 200,
+        overlap_tokens: int = 40,
+    ) -> None:
+        self._documents = documents
+        self._graph = graph
+        self._vectors = vectors
+        self._embedder = embedder
+        self._extractor = extractor
+        self._counter = counter
+        self._max_tokens = max_tokens
+        self._overlap_tokens = overlap_tokens
+
+    # --- processing -----------------------------------------------------------------------------
+
+    @activity.defn(name="begin_document")
+    async def begin_document(self, ref: DocumentRef) -> BatchOutcome:
+        """Mark PROCESSING and withdraw anything an earlier run wrote, so every run starts clean."""
+        if not await self._documents.set_status(UUID(ref.document_id), DocumentStatus.PROCESSING):
+            raise ApplicationError("the document no longer exists", non_retryable=True)
+        await self._purge(ref, keep_document_node=True)
+        return BatchOutcome(processed=1)
+
+    @activity.defn(name="chunk_document")
+    async def chunk_document(self, ref: DocumentRef) -> ChunkSummary:
+        content = await self._documents.content(UUID(ref.document_id))
+        if content is None:
+            raise ApplicationError("the document no longer exists", non_retryable=True)
+        activity.heartbeat("chunking")
+        chunks = await asyncio.to_thread(
+            chunk_text,
+            content,
+            self._counter,
+            max_tokens=self._max_tokens,
+            overlap_tokens=self._overlap_tokens,
+        )
+        activity.heartbeat("storing")
+        await self._documents.replace_chunks(
+            UUID(ref.document_id),
+            [
+                NewChunk(
+                    id=UUID(chunk_id(ref.document_id, c.index)),
+                    index=c.index,
+                    start=c.start,
+                    end=c.end,
+                    token_count=c.token_count,
+                    text=c.text,
+                )
+                for c in chunks
+            ],
+        )
+        return ChunkSummary(chunks=len(chunks), tokens=sum(c.token_count for c in chunks))
+
+    @activity.defn(name="embed_chunks")
+    async def embed_chunks(self, batch: ChunkRange) -> BatchOutcome:
+        rows = await self._documents.chunks(UUID(batch.document_id), batch.start, batch.end)
+        try:
+            vectors = await _with_heartbeat(self._embedder.embed([row.text for row in rows]))
+        except EmbeddingError as exc:
+            raise ApplicationError(str(exc), type="EmbeddingError") from exc
+        await self._documents.save_embeddings(
+            UUID(batch.document_id),
+            [(row.chunk_index, vector) for row, vector in zip(rows, vectors, strict=True)],
+        )
+        return BatchOutcome(processed=len(rows))
+
+    @activity.defn(name="index_chunks")
+    async def index_chunks(self, batch: ChunkRange) -> BatchOutcome:
+        rows = await self._documents.chunks(
+            UUID(batch.document_id), batch.start, batch.end, with_embedding=True
+        )
+        missing = [row.chunk_index for row in rows if row.embedding is None]
+        if missing:
+            raise ApplicationError(f"chunks {missing[:5]} have no embedding", non_retryable=True)
+        await self._vectors.upsert_chunks(
+            batch.domain_id,
+            [
+                ChunkVector(
+                    chunk_id=str(row.id),
+                    document_id=batch.document_id,
+                    index=row.chunk_index,
+                    title=batch.title,
+                    text=row.text,
+                    start=row.start_offset,
+                    end=row.end_offset,
+                    vector=list(row.embedding or []),
+                )
+                for row in rows
+            ],
+        )
+        return BatchOutcome(processed=len(rows))
+
+    @activity.defn(name="extract_chunks")
+    async def extract_chunks(self, batch: ChunkRange) -> BatchOutcome:
+        rows = await self._documents.chunks(UUID(batch.document_id), batch.start, batch.end)
+        try:
+            results = await _with_heartbeat(
+                self._extractor.extract([ChunkInput(str(row.id), row.text) for row in rows])
+            )
+        except ExtractionError as exc:
+            raise ApplicationError(
+                str(exc), type="ExtractionError", non_retryable=not exc.retryable
+            ) from exc
+        await self._documents.save_extractions(
+            UUID(batch.document_id),
+            [
+                (row.chunk_index, dataclasses.asdict(result))
+                for row, result in zip(rows, results, strict=True)
+            ],
+        )
+        return BatchOutcome(processed=len(rows))
+
+    @activity.defn(name="resolve_document")
+    async def resolve_document(self, ref: DocumentRef) -> ResolveSummary:
+        stored = await self._documents.extractions(UUID(ref.document_id))
+        missing = [str(cid) for cid, data in stored if data is None]
+        if missing:
+            raise ApplicationError(f"{len(missing)} chunk(s) were never extracted")
+        extractions = [_extraction_from_json(data) for _, data in stored if data is not None]
+        entities, relations = await asyncio.to_thread(resolve, ref.domain_id, extractions)
+        await self._documents.replace_resolution(
+            UUID(ref.document_id),
+            [
+                EntityRow(
+                    entity_id=UUID(e.id),
+                    name=e.name,
+                    type=e.type,
+                    description=e.description,
+                    chunk_ids=[UUID(c) for c in e.chunk_ids],
+                )
+                for e in entities
+            ],
+            [
+                RelationRow(
+                    source_id=UUID(r.source_id),
+                    target_id=UUID(r.target_id),
+                    type=r.type,
+                    evidence=[UUID(c) for c in r.evidence],
+                )
+                for r in relations
+            ],
+        )
+        return ResolveSummary(entities=len(entities), relationships=len(relations))
+
+    @activity.defn(name="write_graph")
+    async def write_graph(self, ref: DocumentRef) -> ResolveSummary:
+        document_id = UUID(ref.document_id)
+        await self._graph.merge_document(ref.domain_id, ref.document_id, ref.title)
+        async for rows in pages(
+            lambda offset: self._documents.chunks(document_id, offset, offset + GRAPH_BATCH)
+        ):
+            await self._graph.merge_chunks(
+                ref.domain_id,
+                ref.document_id,
+                [
+                    {
+                        "id": str(r.id),
+                        "index": r.chunk_index,
+                        "start": r.start_offset,
+                        "end": r.end_offset,
+                        "text": r.text,
+                    }
+                    for r in rows
+                ],
+            )
+        async for entities in pages(
+            lambda offset: self._documents.entity_rows(document_id, offset, GRAPH_BATCH)
+        ):
+            await self._graph.merge_entities(ref.domain_id, [_entity_params(e) for e in entities])
+        async for relations in pages(
+            lambda offset: self._documents.relation_rows(document_id, offset, GRAPH_BATCH)
+        ):
+            await self._graph.merge_relations([relation_params(r) for r in relations])
+        entity_count, relation_count = await self._documents.resolution_counts(document_id)
+        return ResolveSummary(entities=entity_count, relationships=relation_count)
+
+    @activity.defn(name="set_document_status")
+    async def set_document_status(self, change: DocumentStatusChange) -> BatchOutcome:
+        counts = None
+        if change.chunks is not None:
+            counts = (change.chunks, change.entities or 0, change.relationships or 0)
+        changed = await self._documents.set_status(
+            UUID(change.document_id), DocumentStatus(change.status), change.error, counts
+        )
+        return BatchOutcome(processed=int(changed))
+
+    # --- withdrawal -----------------------------------------------------------------------------
+
+    @activity.defn(name="document_impact")
+    async def document_impact(self, ref: DocumentRef) -> DeleteImpact:
+        """What deleting the document would remove or change; reads only."""
+        return await document_impact(
+            self._documents, self._graph, self._vectors, ref.domain_id, ref.document_id
+        )
+
+    @activity.defn(name="purge_document")
+    async def purge_document(self, ref: DocumentRef) -> PurgeOutcome:
+        """Withdraw everything derived from the document from Weaviate and Neo4j."""
+        return await self._purge(ref, keep_document_node=False)
+
+    @activity.defn(name="delete_document_metadata")
+    async def delete_document_metadata(self, ref: DocumentRef) -> BatchOutcome:
+        return BatchOutcome(processed=int(await self._documents.delete(UUID(ref.document_id))))
+
+    async def _purge(self, ref: DocumentRef, *, keep_document_node: bool) -> PurgeOutcome:
+        # The document's own resolution rows are the journal of what it contributed; they are
+        # forgotten last, so a purge interrupted at any point can simply run again.
+        document_id = UUID(ref.document_id)
+        async for relations in pages(
+            lambda offset: self._documents.relation_rows(document_id, offset, GRAPH_BATCH)
+        ):
+            await self._graph.strip_relation_evidence([relation_params(r) for r in relations])
+            activity.heartbeat("relations")
+        await self._graph.delete_document_chunks(ref.document_id)
+        entities_deleted = 0
+        async for entities in pages(
+            lambda offset: self._documents.entity_rows(document_id, offset, GRAPH_BATCH)
+        ):
+            entities_deleted += await self._graph.delete_orphan_entities(
+                [str(e.entity_id) for e in entities]
+            )
+        if not keep_document_node:
+            await self._graph.delete_document_node(ref.document_id)
+        activity.heartbeat("vectors")
+        vectors = await self._vectors.delete_document(ref.domain_id, ref.document_id)
+        await self._documents.forget_intermediates(document_id)
+        return PurgeOutcome(vectors_deleted=vectors, entities_deleted=entities_deleted)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.begin_document,
+            self.chunk_document,
+            self.embed_chunks,
+            self.index_chunks,
+            self.extract_chunks,
+            self.resolve_document,
+            self.write_graph,
+            self.set_document_status,
+            self.document_impact,
+            self.purge_document,
+            self.delete_document_metadata,
+        ]
+
+
+async def _with_heartbeat(work: Awaitable[_T], every: float = 2.0) -> _T:
+    """Await ``work`` while heartbeating, so a dead worker is noticed and cancels arrive."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()
+
+
+def _entity_params(e: EntityRow) -> dict[str, Any]:
+    return {
+        "id": str(e.entity_id),
+        "name": e.name,
+        "type": e.type,
+        "description": e.description,
+        "chunk_ids": [str(c) for c in e.chunk_ids],
+    }
+
+
+def _extraction_from_json(data: dict[str, Any]) -> ChunkExtraction:
+    return ChunkExtraction(
+        chunk_id=data["chunk_id"],
+        entities=[ExtractedEntity(**e) for e in data["entities"]],
+        relations=[ExtractedRelation(**r) for r in data["relations"]],
+    )

@@ -1,0 +1,269 @@
+"""Documents and the mutations that start, withdraw or stop pipeline work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+from strawberry.file_uploads import Upload
+
+from heysh.context import Info
+from heysh.resolvers import documents as resolve
+from heysh.resolvers.runs import RunState
+from heysh.schema.common import UserError, UserErrorCode, parse_global_id
+from heysh.schema.runs import WorkflowRun, load_run
+from heysh.stores.documents import DocumentRow
+from heysh.stores.documents import DocumentStatus as StoreDocumentStatus
+from heysh.stores.postgres import RunRow
+
+if TYPE_CHECKING:
+    from heysh.schema.domains import Domain
+
+DocumentStatus = strawberry.enum(StoreDocumentStatus, name="DocumentStatus")
+
+
+@strawberry.type(description="A document in a domain and the state of its processing.")
+class Document(relay.Node):
+    id: relay.NodeID[str]
+    title: str
+    status: DocumentStatus  # type: ignore[valid-type]
+    content_hash: str = strawberry.field(description="SHA-256 of the UTF-8 content, hex.")
+    size_bytes: int
+    created_at: datetime
+    processed_at: datetime | None
+    error: str | None = strawberry.field(description="Why the document is FAILED, when it is.")
+    chunk_count: int | None
+    entity_count: int | None
+    relationship_count: int | None
+    domain_id: strawberry.Private[UUID]
+
+    @classmethod
+    def from_row(cls, row: DocumentRow) -> Document:
+        return cls(
+            id=str(row.id),
+            title=row.title,
+            status=row.status,
+            content_hash=row.content_hash,
+            size_bytes=row.size_bytes,
+            created_at=row.created_at,
+            processed_at=row.processed_at,
+            error=row.error,
+            chunk_count=row.chunk_count,
+            entity_count=row.entity_count,
+            relationship_count=row.relationship_count,
+            domain_id=row.domain_id,
+        )
+
+    @strawberry.field(description="The domain this document belongs to.")
+    async def domain(
+        self, info: Info
+    ) -> Annotated[Domain, strawberry.lazy("heysh.schema.domains")] | None:
+        from heysh.schema.domains import Domain
+
+        (domain,) = await Domain.resolve_nodes(info=info, node_ids=[str(self.domain_id)])
+        return domain
+
+    @strawberry.field(description="The most recent run on this document.")
+    async def last_run(self, info: Info) -> WorkflowRun | None:
+        run = await info.context.loaders.latest_run.load(UUID(self.id))
+        return await load_run(info, run.id) if run else None
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Document | None]:
+        ids = [_uuid(i) for i in node_ids]
+        rows = await info.context.loaders.document.load_many([i for i in ids if i is not None])
+        by_id = {row.id: row for row in rows if row is not None}
+        return [cls.from_row(by_id[i]) if i in by_id else None for i in ids]
+
+
+@strawberry.type(description="What deleting a document removes or changes.")
+class DeleteImpact:
+    chunks: int
+    vectors: int
+    entities_deleted: int
+    relationships_deleted: int
+    relationships_weakened: int
+    entity_names: list[str] = strawberry.field(
+        description="Names of entities that would be deleted (first 100)."
+    )
+
+
+@strawberry.input
+class AddDocumentInput:
+    domain_id: strawberry.ID
+    title: str
+    content: str | None = None
+    file: Upload | None = None
+
+
+@strawberry.type
+class AddDocumentSuccess:
+    document: Document
+    run: WorkflowRun | None
+    created: bool = strawberry.field(
+        description="False when identical content was already in the domain."
+    )
+
+
+@strawberry.type
+class ReprocessDocumentSuccess:
+    document: Document
+    run: WorkflowRun
+
+
+@strawberry.type
+class DeleteDocumentSuccess:
+    document: Document
+    dry_run: bool
+    impact: DeleteImpact | None = strawberry.field(description="Set for a dry run.")
+    run: WorkflowRun | None = strawberry.field(description="Set for a real delete.")
+
+
+@strawberry.type
+class CancelWorkflowRunSuccess:
+    run: WorkflowRun
+
+
+@strawberry.type
+class DeleteDomainSuccess:
+    domain_id: strawberry.ID
+    run: WorkflowRun
+
+
+AddDocumentPayload = Annotated[
+    AddDocumentSuccess | UserError, strawberry.union("AddDocumentPayload")
+]
+ReprocessDocumentPayload = Annotated[
+    ReprocessDocumentSuccess | UserError, strawberry.union("ReprocessDocumentPayload")
+]
+DeleteDocumentPayload = Annotated[
+    DeleteDocumentSuccess | UserError, strawberry.union("DeleteDocumentPayload")
+]
+CancelWorkflowRunPayload = Annotated[
+    CancelWorkflowRunSuccess | UserError, strawberry.union("CancelWorkflowRunPayload")
+]
+DeleteDomainPayload = Annotated[
+    DeleteDomainSuccess | UserError, strawberry.union("DeleteDomainPayload")
+]
+
+
+@strawberry.type
+class DocumentQueries:
+    @strawberry.field(description="A document in a domain the caller is a member of.")
+    async def document(self, info: Info, id: strawberry.ID) -> Document | None:
+        node_id = parse_global_id(id, "Document")
+        if node_id is None:
+            return None
+        (document,) = await Document.resolve_nodes(info=info, node_ids=[node_id])
+        return document
+
+
+@strawberry.type
+class DocumentMutations:
+    @strawberry.mutation(description="Add text (content) or a file; processing starts at once.")
+    async def add_document(self, info: Info, input: AddDocumentInput) -> AddDocumentPayload:
+        domain_id = _uuid(parse_global_id(input.domain_id, "Domain") or "")
+        if domain_id is None:
+            return _user_error(resolve.NOT_FOUND_DOMAIN)
+        result = await resolve.add_document(
+            info.context,
+            domain_id,
+            input.title,
+            input.content,
+            input.file,  # type: ignore[arg-type]
+        )
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        return AddDocumentSuccess(
+            document=Document.from_row(result.document),
+            run=await _run(info, result.run),
+            created=result.created,
+        )
+
+    @strawberry.mutation(description="Run the pipeline again; the result equals a first run.")
+    async def reprocess_document(self, info: Info, id: strawberry.ID) -> ReprocessDocumentPayload:
+        document_id = _uuid(parse_global_id(id, "Document") or "")
+        if document_id is None:
+            return _user_error(resolve.NOT_FOUND_DOCUMENT)
+        result = await resolve.reprocess_document(info.context, document_id)
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        assert result.run is not None
+        return ReprocessDocumentSuccess(
+            document=Document.from_row(result.document),
+            run=WorkflowRun.from_state(RunState.queued(result.run)),
+        )
+
+    @strawberry.mutation(description="Delete a document and all derived data; dryRun reports only.")
+    async def delete_document(
+        self, info: Info, id: strawberry.ID, dry_run: bool = False
+    ) -> DeleteDocumentPayload:
+        document_id = _uuid(parse_global_id(id, "Document") or "")
+        if document_id is None:
+            return _user_error(resolve.NOT_FOUND_DOCUMENT)
+        result = await resolve.delete_document(info.context, document_id, dry_run)
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        impact = result.impact
+        return DeleteDocumentSuccess(
+            document=Document.from_row(result.document),
+            dry_run=dry_run,
+            impact=DeleteImpact(
+                chunks=impact.chunks,
+                vectors=impact.vectors,
+                entities_deleted=impact.entities_deleted,
+                relationships_deleted=impact.relationships_deleted,
+                relationships_weakened=impact.relationships_weakened,
+                entity_names=impact.entity_names,
+            )
+            if impact
+            else None,
+            run=WorkflowRun.from_state(RunState.queued(result.run)) if result.run else None,
+        )
+
+    @strawberry.mutation(description="Cancel a running workflow; its work is withdrawn.")
+    async def cancel_workflow_run(self, info: Info, id: strawberry.ID) -> CancelWorkflowRunPayload:
+        run_id = parse_global_id(id, "WorkflowRun")
+        if run_id is None:
+            return _user_error(resolve.Refusal("NOT_FOUND", "run not found", "id"))
+        result = await resolve.cancel_run(info.context, run_id)
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        run = await load_run(info, result.id)
+        assert run is not None
+        return CancelWorkflowRunSuccess(run=run)
+
+    @strawberry.mutation(description="Delete a domain and everything in it (owners only).")
+    async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
+        domain_id = _uuid(parse_global_id(id, "Domain") or "")
+        if domain_id is None:
+            return _user_error(resolve.Refusal("NOT_FOUND", "domain not found", "id"))
+        result = await resolve.delete_domain(info.context, domain_id)
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        return DeleteDomainSuccess(
+            domain_id=id, run=WorkflowRun.from_state(RunState.queued(result))
+        )
+
+
+async def _run(info: Info, run: RunRow | None) -> WorkflowRun | None:
+    if run is None:
+        return None
+    return await load_run(info, run.id) or WorkflowRun.from_state(RunState.queued(run))
+
+
+def _user_error(refusal: resolve.Refusal) -> UserError:
+    return UserError(code=UserErrorCode[refusal.code], message=refusal.message, field=refusal.field)
+
+
+def _uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

@@ -1,0 +1,50 @@
+"""Helpers shared by workflows: activity options and readable failures. Deterministic only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+
+
+def now() -> str:
+    return workflow.now().isoformat()
+
+
+def readable_failure(stage: str, err: BaseException) -> str:
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
+    return f"{stage} step failed: {detail}"
+
+
+async def run_activity(
+    activity_method: Any,
+    arg: object,
+    *,
+    limit: timedelta = timedelta(seconds=60),
+    heartbeat: timedelta | None = None,
+    retry: RetryPolicy = STORE_RETRY,
+) -> Any:
+    # WAIT_CANCELLATION_COMPLETED: a canceled run cleans up only after the activity has stopped
+    # writing, so the cleanup cannot race a half-finished batch.
+    return await workflow.execute_activity_method(
+        activity_method,
+        arg,
+        start_to_close_timeout=limit,
+        heartbeat_timeout=heartbeat,
+        retry_policy=retry,
+        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    )

@@ -1,0 +1,56 @@
+"""DeleteDomain: the domain and everything derived from it, in all three stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
+    from heysh.workflows.common import now, readable_failure, run_activity
+    from heysh.workflows.progress import RunOutput, RunProgress
+
+STEPS = ["vectors", "graph", "metadata"]
+LONG = timedelta(minutes=30)
+
+
+@dataclass
+class DeleteDomainInput:
+    domain_id: str
+
+
+@workflow.defn(name="DeleteDomain")
+class DeleteDomainWorkflow:
+    def __init__(self) -> None:
+        self._progress: RunProgress | None = None
+
+    @workflow.query(name="progress")
+    def progress(self) -> RunProgress | None:
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: DeleteDomainInput) -> RunOutput:
+        progress = self._progress = RunProgress.planned("DELETE_DOMAIN", STEPS, now())
+        ref = DomainRef(request.domain_id)
+        try:
+            progress.begin("vectors", now())
+            await run_activity(DomainActivities.delete_vector_tenant, ref, limit=LONG)
+            progress.finish("vectors", now(), "Weaviate tenant deleted")
+            progress.begin("graph", now())
+            await run_activity(DomainActivities.delete_graph_domain, ref, limit=LONG)
+            progress.finish("graph", now(), "graph nodes deleted")
+            progress.begin("metadata", now())
+            await run_activity(DomainActivities.delete_domain_metadata, ref)
+            progress.finish("metadata", now())
+            progress.complete(now())
+        except ActivityError as err:
+            reason = readable_failure(progress.stage, err)
+            await run_activity(
+                DomainActivities.set_domain_status,
+                DomainStatusChange(request.domain_id, "FAILED", reason),
+            )
+            progress.fail(reason, now())
+        return RunOutput(progress.status, progress)

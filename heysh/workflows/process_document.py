@@ -1,0 +1,166 @@
+"""ProcessDocument: chunk → embed → index → extract → resolve → graph → READY.
+
+Only ids, ranges and counts cross the workflow boundary; the text and every intermediate result
+stay in the stores, so history stays small for any document size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from heysh.activities.documents import (
+        ChunkRange,
+        DocumentActivities,
+        DocumentRef,
+        DocumentStatusChange,
+    )
+    from heysh.workflows.common import now, readable_failure, run_activity
+    from heysh.workflows.progress import RunOutput, RunProgress
+
+STEPS = ["chunk", "embed", "index", "extract", "resolve", "graph"]
+HEARTBEAT = timedelta(seconds=20)
+LONG = timedelta(minutes=30)
+
+
+@dataclass
+class ProcessDocumentInput:
+    document_id: str
+    domain_id: str
+    title: str
+    embed_batch: int = 64
+    index_batch: int = 256
+    extract_batch: int = 32
+    extract_concurrency: int = 4
+
+
+def workflow_id(domain_id: str, content_hash: str) -> str:
+    """Derived from (domain, content): adding the same content twice finds the same run."""
+    return f"process-document-{domain_id}-{content_hash[:40]}"
+
+
+@workflow.defn(name="ProcessDocument")
+class ProcessDocumentWorkflow:
+    def __init__(self) -> None:
+        self._progress: RunProgress | None = None
+
+    @workflow.query(name="progress")
+    def progress(self) -> RunProgress | None:
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: ProcessDocumentInput) -> RunOutput:
+        progress = self._progress = RunProgress.planned("PROCESS_DOCUMENT", STEPS, now())
+        ref = DocumentRef(request.document_id, request.domain_id, request.title)
+        summary: dict[str, int] = {}
+        try:
+            progress.begin("chunk", now())
+            await run_activity(
+                DocumentActivities.begin_document, ref, limit=LONG, heartbeat=HEARTBEAT
+            )
+            chunked = await run_activity(
+                DocumentActivities.chunk_document, ref, limit=LONG, heartbeat=HEARTBEAT
+            )
+            total = summary["chunks"] = chunked.chunks
+            summary["tokens"] = chunked.tokens
+            progress.finish("chunk", now(), f"{total} chunks")
+
+            await self._batches(
+                "embed", DocumentActivities.embed_chunks, request, total, request.embed_batch, 1
+            )
+            await self._batches(
+                "index", DocumentActivities.index_chunks, request, total, request.index_batch, 1
+            )
+            await self._batches(
+                "extract",
+                DocumentActivities.extract_chunks,
+                request,
+                total,
+                request.extract_batch,
+                request.extract_concurrency,
+            )
+
+            progress.begin("resolve", now())
+            resolved = await run_activity(
+                DocumentActivities.resolve_document, ref, limit=LONG, heartbeat=HEARTBEAT
+            )
+            progress.finish(
+                "resolve",
+                now(),
+                f"{resolved.entities} entities, {resolved.relationships} relationships",
+            )
+            progress.begin("graph", now())
+            written = await run_activity(
+                DocumentActivities.write_graph, ref, limit=LONG, heartbeat=HEARTBEAT
+            )
+            summary["entities"] = written.entities
+            summary["relationships"] = written.relationships
+            progress.finish("graph", now(), "knowledge graph written")
+            await run_activity(
+                DocumentActivities.set_document_status,
+                DocumentStatusChange(
+                    request.document_id,
+                    "READY",
+                    chunks=total,
+                    entities=written.entities,
+                    relationships=written.relationships,
+                ),
+            )
+            progress.complete(now())
+        except ActivityError as err:
+            reason = readable_failure(progress.stage, err)
+            await self._withdraw(ref, reason)
+            progress.fail(reason, now())
+        except asyncio.CancelledError:
+            await self._withdraw(ref, "canceled")
+            progress.fail("canceled", now(), canceled=True)
+        return RunOutput(progress.status, progress, summary)
+
+    async def _batches(
+        self,
+        stage: str,
+        activity_method: object,
+        request: ProcessDocumentInput,
+        total: int,
+        size: int,
+        concurrency: int,
+    ) -> None:
+        progress = self._progress
+        assert progress is not None
+        progress.begin(stage, now(), total)
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(start: int) -> None:
+            async with limit:
+                batch = ChunkRange(
+                    request.document_id,
+                    request.domain_id,
+                    start,
+                    min(start + size, total),
+                    request.title,
+                )
+                outcome = await run_activity(
+                    activity_method, batch, limit=LONG, heartbeat=HEARTBEAT
+                )
+                progress.advance(stage, outcome.processed)
+
+        await asyncio.gather(*(one(start) for start in range(0, total, max(1, size))))
+        progress.finish(stage, now(), f"{stage}: {total} chunks")
+
+    async def _withdraw(self, ref: DocumentRef, reason: str) -> None:
+        """Leave nothing half-written visible: withdraw derived data, then record the failure."""
+        try:
+            await run_activity(
+                DocumentActivities.purge_document, ref, limit=LONG, heartbeat=HEARTBEAT
+            )
+        except ActivityError as err:
+            reason = f"{reason} (cleanup incomplete: {readable_failure('cleanup', err)})"
+        await run_activity(
+            DocumentActivities.set_document_status,
+            DocumentStatusChange(ref.document_id, "FAILED", reason),
+        )

@@ -1,0 +1,71 @@
+"""Helpers for document tests: create an active domain, add a document, wait for a status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from strawberry.relay import GlobalID
+
+from tests.support.graphql import GraphQLClient, eventually
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
+
+CREATE_DOMAIN = """
+mutation($name: String!) { createDomain(input: {name: $name}) {
+  ... on CreateDomainSuccess { domain { id } } ... on UserError { code message } } }
+"""
+DOMAIN_STATUS = "query($id: ID!) { domain(id: $id) { status } }"
+ADD = """
+mutation($input: AddDocumentInput!) { addDocument(input: $input) {
+  __typename
+  ... on AddDocumentSuccess { created document { id status } run { id status } }
+  ... on UserError { code message field } } }
+"""
+DOCUMENT = """
+query($id: ID!) { document(id: $id) {
+  id title status error chunkCount entityCount relationshipCount sizeBytes contentHash
+  lastRun { id status stage progress steps { name status done total } }
+} }
+"""
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def raw_id(global_id: str) -> str:
+    return GlobalID.from_id(global_id).node_id
+
+
+async def active_domain(api: GraphQLClient, user: str, name: str) -> str:
+    data = await api.data(CREATE_DOMAIN, {"name": name}, user=user)
+    domain_id: str = data["createDomain"]["domain"]["id"]
+
+    async def status() -> Any:
+        return (await api.data(DOMAIN_STATUS, {"id": domain_id}, user=user))["domain"]["status"]
+
+    assert await eventually(status, lambda s: s != "CREATING") == "ACTIVE"
+    return domain_id
+
+
+async def add_document(
+    api: GraphQLClient, user: str, domain_id: str, title: str, content: str
+) -> dict[str, Any]:
+    data = await api.data(
+        ADD, {"input": {"domainId": domain_id, "title": title, "content": content}}, user=user
+    )
+    payload: dict[str, Any] = data["addDocument"]
+    return payload
+
+
+async def wait_document(
+    api: GraphQLClient, user: str, document_id: str, *, within: float = 180.0
+) -> dict[str, Any]:
+    async def read() -> Any:
+        return (await api.data(DOCUMENT, {"id": document_id}, user=user))["document"]
+
+    document: dict[str, Any] = await eventually(
+        read, lambda d: d is None or d["status"] in ("READY", "FAILED"), within=within
+    )
+    return document
