@@ -33,7 +33,10 @@ def apply_migrations(database_url: str, directory: Path | None = None) -> list[s
     )
     backend = get_backend(f"{uri}{separator}schema={SCHEMA}")
     migrations = read_migrations(str(directory or migrations_dir()))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     return [m.id for m in pending]
