@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -20,6 +21,7 @@ from strawberry.types.unset import UNSET
 from heysh.auth import AuthError, TokenVerifier, User, bearer_token
 from heysh.config import Settings
 from heysh.context import Context
+from heysh.limits import BodyLimit
 from heysh.schema import build_schema
 from heysh.services import Services, open_services
 
@@ -94,7 +96,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             status_code=200 if ready else 503,
         )
 
+    # JSON-escaped content can grow past its raw size; anything beyond this is no document.
+    body_limit = 2 * settings.max_document_bytes + 1024 * 1024
     return Starlette(
+        middleware=[Middleware(BodyLimit, limit=body_limit)],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -6,11 +6,11 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from temporalio.client import WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -165,7 +165,6 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
     )
     await services.documents.set_status(document.id, DocumentStatus.DELETING)
     await _start(
-        ctx,
         services.temporal.start_workflow(
             DeleteDocumentWorkflow.run,
             DeleteDocumentInput(str(document.id), str(document.domain_id)),
@@ -204,12 +203,10 @@ async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
         with contextlib.suppress(RPCError):  # already closed
             await services.temporal.get_workflow_handle(other).cancel()
     await services.postgres.set_domain_status(domain_id, DomainStatus.DELETING)
-    run_id = f"delete-domain-{domain_id}"
     run = await services.documents.record_run(
-        f"{run_id}-{_suffix()}", domain_id, "DELETE_DOMAIN", domain_id, ctx.user_id
+        f"delete-domain-{domain_id}-{_suffix()}", domain_id, "DELETE_DOMAIN", domain_id, ctx.user_id
     )
     await _start(
-        ctx,
         services.temporal.start_workflow(
             DeleteDomainWorkflow.run,
             DeleteDomainInput(str(domain_id)),
@@ -224,7 +221,6 @@ async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) ->
     settings = ctx.services.settings
     try:
         await _start(
-            ctx,
             ctx.services.temporal.start_workflow(
                 ProcessDocumentWorkflow.run,
                 ProcessDocumentInput(
@@ -247,10 +243,9 @@ async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) ->
         raise
 
 
-async def _start(ctx: Context, starting: object) -> None:
+async def _start(starting: Awaitable[object]) -> None:
     try:
-        handle = await starting  # type: ignore[misc]
-        assert isinstance(handle, WorkflowHandle)
+        await starting
     except WorkflowAlreadyStartedError:
         return  # a concurrent identical request started it: one run, as intended
     except RPCError as exc:
