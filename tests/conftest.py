@@ -8,17 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from heysh.app import create_app
 from heysh.config import Settings
 from heysh.local.stack import LocalStack
 from heysh.services import Services, open_services
 from heysh.stores.migrations import apply_migrations
 from heysh.worker import build_worker, prepare_stores
-from tests.support.graphql import GraphQLClient
+from tests.support.graphql import GraphQLClient, gateway
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +65,5 @@ async def worker(services: Services) -> AsyncIterator[None]:
 @pytest.fixture(scope="session")
 async def api(settings: Settings, worker: None) -> AsyncIterator[GraphQLClient]:
     """The real gateway app (lifespan and all) behind an HTTP client, with a worker running."""
-    app = create_app(settings)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://heysh.test"
-        ) as http,
-    ):
-        yield GraphQLClient(http, settings)
+    async with gateway(settings) as client:
+        yield client

@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import RunRow
+from heysh.stores.postgres import RunRow, fetch_rows
 
 _Row = TypeVar("_Row")
 
@@ -374,9 +374,4 @@ class DocumentStore:
             await conn.execute(f"delete from heysh.{table} where document_id = %s", (document_id,))
 
     async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=class_row(row_type)) as cur,
-        ):
-            await cur.execute(sql, params)
-            return await cur.fetchall()
+        return await fetch_rows(self._pool, row_type, sql, params)

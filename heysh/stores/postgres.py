@@ -200,9 +200,13 @@ class PostgresStore:
         return {row.subject_id: row for row in rows if row.subject_id is not None}
 
     async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=class_row(row_type)) as cur,
-        ):
-            await cur.execute(sql, params)
-            return await cur.fetchall()
+        return await fetch_rows(self._pool, row_type, sql, params)
+
+
+async def fetch_rows(
+    pool: AsyncConnectionPool, row_type: type[_Row], sql: str, params: Sequence[Any]
+) -> list[_Row]:
+    """Run one query and build a ``row_type`` (a dataclass) from each row."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(row_type)) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()

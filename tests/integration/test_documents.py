@@ -6,12 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-from asgi_lifespan import LifespanManager
 
-from heysh.app import create_app
 from heysh.local.users import user_id_for
 from heysh.services import Services
 from tests.support.documents import (
@@ -22,7 +19,7 @@ from tests.support.documents import (
     raw_id,
     wait_document,
 )
-from tests.support.graphql import GraphQLClient, eventually
+from tests.support.graphql import GraphQLClient, eventually, gateway
 
 pytestmark = pytest.mark.integration
 
@@ -207,12 +204,7 @@ async def test_invalid_content_gets_typed_errors_and_stores_nothing(
     assert (empty["__typename"], empty["code"]) == ("UserError", "CONTENT_EMPTY")
 
     small = api.settings.model_copy(update={"max_document_bytes": 1000})
-    app = create_app(small)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
-        client = GraphQLClient(http, small)
+    async with gateway(small) as client:
         big = await add_document(client, "ada", domain, "big", "x" * 1001)
         assert (big["__typename"], big["code"]) == ("UserError", "CONTENT_TOO_LARGE")
         for body, code in (

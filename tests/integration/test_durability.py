@@ -12,13 +12,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from openai import AsyncOpenAI
 from temporalio.worker import Worker
 
-from heysh.app import create_app
 from heysh.config import Settings
 from heysh.local.stack import LocalStack
 from heysh.local.users import user_id_for
@@ -37,7 +34,7 @@ from tests.support.documents import (
     raw_id,
     wait_document,
 )
-from tests.support.graphql import GraphQLClient, eventually
+from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.openai_server import OpenAIServer, chat_handler
 
 pytestmark = pytest.mark.integration
@@ -63,12 +60,8 @@ def worker_process(stack: LocalStack, task_queue: str) -> subprocess.Popen[bytes
 async def queue_api(settings: Settings) -> AsyncIterator[GraphQLClient]:
     """An api whose workflows go to a queue no in-process worker polls."""
     own = settings.model_copy(update={"task_queue": f"kill-{uuid.uuid4().hex[:8]}"})
-    app = create_app(own)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
-        yield GraphQLClient(http, own)
+    async with gateway(own) as client:
+        yield client
 
 
 async def test_killed_worker_mid_run_is_replaced_and_counts_match_an_uninterrupted_run(

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 
-from heysh.app import create_app
 from heysh.config import Settings
-from tests.support.graphql import GraphQLClient
+from tests.support.graphql import GraphQLClient, gateway
 from tests.support.jwks import JwksServer, ec_key, rsa_key, sign_token, supabase_claims
 
 pytestmark = pytest.mark.integration
@@ -83,12 +80,7 @@ async def test_invalid_graphql_gets_a_coded_error_not_a_stack_trace(api: GraphQL
 async def test_query_deeper_than_the_limit_is_refused(api: GraphQLClient) -> None:
     deep = "{ domains { edges { node { lastRun { steps { name } } } } } }"
     limited = api.settings.model_copy(update={"max_query_depth": 3})
-    app = create_app(limited)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
-        client = GraphQLClient(http, limited)
+    async with gateway(limited) as client:
         body = await client.execute(deep, user="alice")
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
 
@@ -101,12 +93,8 @@ async def jwks_api(
         jwks_settings = settings.model_copy(
             update={"supabase_jwks_url": server.url, "jwks_min_refresh_seconds": 0}
         )
-        app = create_app(jwks_settings)
-        async with (
-            LifespanManager(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-        ):
-            yield GraphQLClient(http, jwks_settings), server
+        async with gateway(jwks_settings) as client:
+            yield client, server
 
 
 async def test_jwks_signed_tokens_are_accepted_across_key_rotation(
@@ -137,12 +125,8 @@ async def test_introspection_is_anonymous_only_where_configured(
     assert (await api.data(introspect))["__schema"]["queryType"]["name"] == "Query"
 
     closed = settings.model_copy(update={"introspection": False, "graphiql": False})
-    app = create_app(closed)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
-        client = GraphQLClient(http, closed)
+    async with gateway(closed) as client:
+        http = client.http
         anonymous = await client.execute(introspect)
         assert anonymous["data"] is None
         assert anonymous["errors"]

@@ -7,15 +7,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
-from asgi_lifespan import LifespanManager
 from psycopg import errors
 from temporalio.worker import Worker
 
 from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
-from heysh.app import create_app
 from heysh.config import Settings
 from heysh.local.install import ensure_temporal
 from heysh.local.services import TemporalService
@@ -25,6 +22,7 @@ from heysh.stores.postgres import DomainStatus
 from heysh.stores.vectors import VectorStore
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 from heysh.workflows.progress import RunOutput, RunStatus
+from tests.support.graphql import gateway
 
 pytestmark = pytest.mark.integration
 
@@ -129,11 +127,8 @@ async def test_readyz_names_a_stopped_backend_and_answers_503(settings: Settings
     try:
         await asyncio.to_thread(temporal.wait_ready, 60)
         own = settings.model_copy(update={"temporal_address": f"127.0.0.1:{ports.temporal}"})
-        app = create_app(own)
-        async with (
-            LifespanManager(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-        ):
+        async with gateway(own) as client:
+            http = client.http
             ready = await http.get("/readyz")
             assert ready.status_code == 200, ready.text
             assert ready.json()["backends"]["temporal"] == {"status": "up"}

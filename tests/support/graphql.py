@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 
+from heysh.app import create_app
 from heysh.auth import mint_dev_token
 from heysh.config import Settings
 from heysh.local.users import user_id_for
+
+
+@asynccontextmanager
+async def gateway(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """A gateway app built from ``settings``, lifespan running, behind an HTTP client."""
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        yield GraphQLClient(http, settings)
 
 
 class GraphQLClient:
