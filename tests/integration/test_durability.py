@@ -82,7 +82,9 @@ async def test_killed_worker_mid_run_is_replaced_and_counts_match_an_uninterrupt
             doc = (await queue_api.data(DOCUMENT, {"id": document_id}, user="kim"))["document"]
             return doc["lastRun"]["stage"]
 
-        await eventually(stage, lambda s: s in ("index", "extract", "resolve"), within=120)
+        await eventually(
+            stage, lambda s: s in ("embed", "index", "extract", "resolve", "graph"), within=120
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
