@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -59,7 +58,6 @@ async def worker(services: Services) -> AsyncIterator[None]:
     running = build_worker(services)
     async with running:
         yield
-    await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="session")

@@ -111,14 +111,13 @@ async def add_document(
     content_hash = hashlib.sha256(data).hexdigest()
     document_id = uuid.uuid5(_DOCUMENT_NAMESPACE, f"{domain_id}:{content_hash}")
     run_id = workflow_id(str(domain_id), content_hash)
-    document, created = await ctx.services.documents.add_document(
+    document, run = await ctx.services.documents.add_document(
         document_id, domain_id, title, text, content_hash, ctx.user_id, run_id
     )
-    if not created:
+    if run is None:
         return Added(document, await ctx.loaders.latest_run.load(document.id), created=False)
     await _start_processing(ctx, document, run_id)
-    runs = await ctx.services.postgres.visible_runs(ctx.user_id, [run_id])
-    return Added(document, runs[0] if runs else None, created=True)
+    return Added(document, run, created=True)
 
 
 async def reprocess_document(ctx: Context, document_id: UUID) -> Added | Refusal:
@@ -198,7 +197,7 @@ async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
     if refusal:
         return refusal
     services = ctx.services
-    for other in await services.postgres.running_run_ids(domain_id):
+    for other in await services.postgres.run_ids(domain_id):
         # Stop work that would write into the domain while it is being deleted.
         with contextlib.suppress(RPCError):  # already closed
             await services.temporal.get_workflow_handle(other).cancel()

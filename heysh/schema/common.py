@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from uuid import UUID
 
 import strawberry
 from strawberry import relay
@@ -32,6 +33,19 @@ class UserError:
 @strawberry.type(description="A Supabase Auth user, identified by its auth.users id.")
 class User:
     id: strawberry.ID
+
+
+def parse_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+def parse_global_uuid(value: str, type_name: str) -> UUID | None:
+    """The UUID inside a global id of ``type_name``; None for anything else."""
+    node_id = parse_global_id(value, type_name)
+    return parse_uuid(node_id) if node_id is not None else None
 
 
 def parse_global_id(value: str, type_name: str) -> str | None:

@@ -14,7 +14,13 @@ from strawberry.file_uploads import Upload
 from heysh.context import Info
 from heysh.resolvers import documents as resolve
 from heysh.resolvers.runs import RunState
-from heysh.schema.common import UserError, UserErrorCode, parse_global_id
+from heysh.schema.common import (
+    UserError,
+    UserErrorCode,
+    parse_global_id,
+    parse_global_uuid,
+    parse_uuid,
+)
 from heysh.schema.runs import WorkflowRun, load_run
 from heysh.stores.documents import DocumentRow
 from heysh.stores.documents import DocumentStatus as StoreDocumentStatus
@@ -76,7 +82,7 @@ class Document(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Document | None]:
-        ids = [_uuid(i) for i in node_ids]
+        ids = [parse_uuid(i) for i in node_ids]
         rows = await info.context.loaders.document.load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
         return [cls.from_row(by_id[i]) if i in by_id else None for i in ids]
@@ -168,7 +174,7 @@ class DocumentQueries:
 class DocumentMutations:
     @strawberry.mutation(description="Add text (content) or a file; processing starts at once.")
     async def add_document(self, info: Info, input: AddDocumentInput) -> AddDocumentPayload:
-        domain_id = _uuid(parse_global_id(input.domain_id, "Domain") or "")
+        domain_id = parse_global_uuid(input.domain_id, "Domain")
         if domain_id is None:
             return _user_error(resolve.NOT_FOUND_DOMAIN)
         result = await resolve.add_document(
@@ -188,7 +194,7 @@ class DocumentMutations:
 
     @strawberry.mutation(description="Run the pipeline again; the result equals a first run.")
     async def reprocess_document(self, info: Info, id: strawberry.ID) -> ReprocessDocumentPayload:
-        document_id = _uuid(parse_global_id(id, "Document") or "")
+        document_id = parse_global_uuid(id, "Document")
         if document_id is None:
             return _user_error(resolve.NOT_FOUND_DOCUMENT)
         result = await resolve.reprocess_document(info.context, document_id)
@@ -204,7 +210,7 @@ class DocumentMutations:
     async def delete_document(
         self, info: Info, id: strawberry.ID, dry_run: bool = False
     ) -> DeleteDocumentPayload:
-        document_id = _uuid(parse_global_id(id, "Document") or "")
+        document_id = parse_global_uuid(id, "Document")
         if document_id is None:
             return _user_error(resolve.NOT_FOUND_DOCUMENT)
         result = await resolve.delete_document(info.context, document_id, dry_run)
@@ -241,7 +247,7 @@ class DocumentMutations:
 
     @strawberry.mutation(description="Delete a domain and everything in it (owners only).")
     async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
-        domain_id = _uuid(parse_global_id(id, "Domain") or "")
+        domain_id = parse_global_uuid(id, "Domain")
         if domain_id is None:
             return _user_error(resolve.Refusal("NOT_FOUND", "domain not found", "id"))
         result = await resolve.delete_domain(info.context, domain_id)
@@ -260,10 +266,3 @@ async def _run(info: Info, run: RunRow | None) -> WorkflowRun | None:
 
 def _user_error(refusal: resolve.Refusal) -> UserError:
     return UserError(code=UserErrorCode[refusal.code], message=refusal.message, field=refusal.field)
-
-
-def _uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None

@@ -14,7 +14,7 @@ from heysh.context import Info
 from heysh.errors import InvalidInputError
 from heysh.resolvers import domains as resolve
 from heysh.resolvers.runs import RunState
-from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id
+from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
 from heysh.schema.runs import WorkflowRun, load_run
 from heysh.stores.postgres import DomainRow
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
@@ -69,7 +69,7 @@ class Domain(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Domain | None]:
-        ids = [_uuid(i) for i in node_ids]
+        ids = [parse_uuid(i) for i in node_ids]
         rows = await info.context.loaders.domain.load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
         return [cls.from_row(by_id[i]) if i in by_id else None for i in ids]
@@ -151,10 +151,3 @@ class DomainMutations:
         return CreateDomainSuccess(
             domain=Domain.from_row(row), run=WorkflowRun.from_state(RunState.queued(run))
         )
-
-
-def _uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None

@@ -107,10 +107,10 @@ class DocumentStore:
         content_hash: str,
         created_by: UUID,
         run_id: str,
-    ) -> tuple[DocumentRow, bool]:
+    ) -> tuple[DocumentRow, RunRow | None]:
         """Insert the document and its first run; an identical one in the domain wins instead.
 
-        Returns the document and whether this call created it.
+        Returns the document and, when this call created it, its run (else None).
         """
         async with self._pool.connection() as conn, conn.transaction():
             async with conn.cursor(row_factory=class_row(DocumentRow)) as cur:
@@ -131,19 +131,22 @@ class DocumentStore:
                 )
                 created = await cur.fetchone()
             if created is not None:
-                await conn.execute(
-                    "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
-                    " values (%s, %s, 'PROCESS_DOCUMENT', %s, %s)",
-                    (run_id, domain_id, document_id, created_by),
-                )
-                return created, True
+                async with conn.cursor(row_factory=class_row(RunRow)) as cur:
+                    await cur.execute(
+                        "insert into heysh.workflow_runs (id, domain_id, kind, subject_id,"
+                        " started_by) values (%s, %s, 'PROCESS_DOCUMENT', %s, %s)"
+                        f" returning {_RUN_COLUMNS}",
+                        (run_id, domain_id, document_id, created_by),
+                    )
+                    run = await cur.fetchone()
+                return created, run
         existing = await self._fetch(
             DocumentRow,
             f"select {_DOCUMENT_COLUMNS} from heysh.documents d"
             " where d.domain_id = %s and d.content_hash = %s",
             (domain_id, content_hash),
         )
-        return existing[0], False
+        return existing[0], None
 
     async def record_run(
         self, run_id: str, domain_id: UUID, kind: str, subject_id: UUID, started_by: UUID

@@ -128,7 +128,8 @@ class PostgresStore:
             cur = await conn.execute("delete from heysh.domains where id = %s", (domain_id,))
             return cur.rowcount == 1
 
-    async def running_run_ids(self, domain_id: UUID) -> list[str]:
+    async def run_ids(self, domain_id: UUID) -> list[str]:
+        """Every run recorded for the domain, finished or not."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "select id from heysh.workflow_runs where domain_id = %s", (domain_id,)

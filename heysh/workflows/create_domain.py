@@ -9,8 +9,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
-    from heysh.workflows.common import now as _now
-    from heysh.workflows.common import readable_failure, run_activity
+    from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
 
 STEPS = ["graph", "vectors", "activate"]
@@ -33,24 +32,24 @@ class CreateDomainWorkflow:
 
     @workflow.run
     async def run(self, request: CreateDomainInput) -> RunOutput:
-        progress = self._progress = RunProgress.planned("CREATE_DOMAIN", STEPS, _now())
+        progress = self._progress = RunProgress.planned("CREATE_DOMAIN", STEPS, now())
         ref = DomainRef(request.domain_id, request.name)
         try:
-            progress.begin("graph", _now())
+            progress.begin("graph", now())
             await run_activity(DomainActivities.create_graph_domain, ref)
-            progress.finish("graph", _now(), "domain node created in Neo4j")
-            progress.begin("vectors", _now())
+            progress.finish("graph", now(), "domain node created in Neo4j")
+            progress.begin("vectors", now())
             await run_activity(DomainActivities.create_vector_tenant, ref)
-            progress.finish("vectors", _now(), "domain tenant created in Weaviate")
-            progress.begin("activate", _now())
+            progress.finish("vectors", now(), "domain tenant created in Weaviate")
+            progress.begin("activate", now())
             await run_activity(
                 DomainActivities.set_domain_status, DomainStatusChange(request.domain_id, "ACTIVE")
             )
-            progress.finish("activate", _now(), "domain is active")
-            progress.complete(_now())
+            progress.finish("activate", now(), "domain is active")
+            progress.complete(now())
         except ActivityError as err:
             reason = await self._compensate(ref, readable_failure(progress.stage, err))
-            progress.fail(reason, _now())
+            progress.fail(reason, now())
         return RunOutput(progress.status, progress)
 
     async def _compensate(self, ref: DomainRef, reason: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -227,8 +228,6 @@ async def test_invalid_content_gets_typed_errors_and_stores_nothing(
 
 
 async def upload_file(client: GraphQLClient, user: str, domain: str, body: bytes) -> dict[str, Any]:
-    import json
-
     operations = {
         "query": """mutation($input: AddDocumentInput!) { addDocument(input: $input) {
           __typename ... on UserError { code message } ... on AddDocumentSuccess { created } } }""",
