@@ -1,0 +1,43 @@
+"""The real api served by uvicorn on a loopback port, for clients that run outside this process."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+
+from heysh.app import create_app
+from heysh.config import Settings
+
+
+@asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """Serve ``create_app(settings)`` on a free 127.0.0.1 port; yields the /graphql URL.
+
+    uvicorn runs as a task on the caller's event loop, so the caller must await (for example a
+    subprocess) rather than block while a client talks to it.
+    """
+    # Binding the socket here, not handing uvicorn a port number, leaves no window in which
+    # another process could take the port between choosing and listening.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                raise AssertionError("uvicorn stopped before it started serving")
+            await asyncio.sleep(0.05)
+        host, port = sock.getsockname()
+        yield f"http://{host}:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
