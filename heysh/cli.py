@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from heysh.config import ConfigError, Settings
+from heysh.config import ConfigError, Environment, Settings
+
+LOCAL_ENVIRONMENTS = (Environment.DEV.value, Environment.TEST.value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         from heysh.local.dev import run_dev
 
         return run_dev()
+    if args.command == "token":
+        return _token(args)
 
     settings = Settings()
     logging.basicConfig(
@@ -59,21 +64,20 @@ def _run(args: argparse.Namespace) -> int:
     # Client libraries log every request at INFO; keep our logs about our own work.
     for noisy in ("httpx", "httpcore", "neo4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command == "token":
-        from heysh.auth import mint_dev_token
-        from heysh.local.users import user_id_for
-
-        user_id = user_id_for(args.user)
-        if user_id != args.user:
-            print(f"user {args.user!r} is id {user_id}", file=sys.stderr)
-        print(mint_dev_token(settings, user_id, email=args.email, ttl_seconds=args.ttl))
-        return 0
     if args.command == "migrate":
         from heysh.stores.migrations import apply_migrations
 
         applied = apply_migrations(settings.database_url.get_secret_value())
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'up to date'}")
         return 0
+    if args.command in ("api", "worker"):
+        from heysh.services import BackendUnreachableError, check_backends
+
+        try:
+            asyncio.run(check_backends(settings))
+        except BackendUnreachableError as exc:
+            print(f"heysh {args.command}: {exc}", file=sys.stderr)
+            return 1
     if args.command == "api":
         import uvicorn
 
@@ -93,6 +97,36 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(_until_signalled(lambda stop: worker_main(settings, stop)))
         return 0
     raise AssertionError(args.command)
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Without HEYSH_ENV, a token for the dev stack running from this checkout; with HEYSH_ENV
+    dev or test, one signed with the configured secret; never one for production."""
+    from heysh.auth import mint_dev_token, mint_token
+    from heysh.local.dev_state import dev_root, running_dev_stack
+    from heysh.local.users import user_id_for
+
+    env = os.environ.get("HEYSH_ENV")
+    if env and env not in LOCAL_ENVIRONMENTS:
+        raise ConfigError(f"dev tokens are never minted with HEYSH_ENV={env}; only for dev or test")
+    settings = Settings() if env else None
+    user_id = user_id_for(args.user)
+    if settings is not None and settings.supabase_jwt_secret is not None:
+        token = mint_dev_token(settings, user_id, email=args.email, ttl_seconds=args.ttl)
+    else:
+        stack = running_dev_stack(dev_root())
+        token = mint_token(
+            stack.jwt_secret(),
+            user_id,
+            issuer=stack.jwt_issuer,
+            audience=stack.jwt_audience,
+            email=args.email,
+            ttl_seconds=args.ttl,
+        )
+    if user_id != args.user:
+        print(f"user {args.user!r} is id {user_id}", file=sys.stderr)
+    print(token)
+    return 0
 
 
 async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:

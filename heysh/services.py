@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client as TemporalClient
 
 from heysh.config import Settings
+from heysh.errors import HeyshError
 from heysh.stores.documents import DocumentStore
 from heysh.stores.graph import GraphStore, create_driver
 from heysh.stores.postgres import PostgresStore, create_pool
@@ -21,6 +25,15 @@ from heysh.stores.vectors import VectorStore, create_client
 log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 3.0
+# Long enough for a cold TLS connect to a hosted backend, short enough that a wrong address is
+# reported at once instead of after a client library's own minute of retries.
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+class BackendUnreachableError(HeyshError):
+    """A backend did not answer at start-up; names it and its address, never a credential."""
+
+    code = "STORE_UNAVAILABLE"
 
 
 @dataclass
@@ -75,7 +88,9 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
             settings=settings,
             postgres=PostgresStore(pool),
             documents=DocumentStore(pool),
-            graph=GraphStore(driver, settings.neo4j_database),
+            graph=GraphStore(
+                driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
+            ),
             vectors=VectorStore(weaviate_client, settings.weaviate_collection),
             temporal=await connect_temporal(settings, lazy=lazy),
         )
@@ -98,3 +113,120 @@ async def _probe(check: Callable[[], Awaitable[object]]) -> str | None:
         log.warning("readiness check failed: %s", type(exc).__name__)
         return f"unavailable ({type(exc).__name__})"
     return None
+
+
+# --- the start-up check ---------------------------------------------------------------------------
+
+
+async def check_backends(settings: Settings) -> None:
+    """Connect to every backend once, side by side, and raise one error naming each that failed.
+
+    `heysh api` and `heysh worker` run this before serving, so a wrong address or a backend that
+    is down stops start-up with one line. Outages after start-up are /readyz's business.
+    """
+    checks: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
+        ("postgres", postgres_address(settings), lambda: _check_postgres(settings)),
+        ("neo4j", _url_address(settings.neo4j_uri, 7687), lambda: _check_neo4j(settings)),
+        ("weaviate", _weaviate_address(settings), lambda: _check_weaviate(settings)),
+        ("temporal", settings.temporal_address, lambda: connect_temporal(settings)),
+    ]
+    reasons = await asyncio.gather(*(_attempt(check) for _, _, check in checks))
+    failed = [
+        f"{name} at {address} ({reason})"
+        for (name, address, _), reason in zip(checks, reasons, strict=True)
+        if reason is not None
+    ]
+    if failed:
+        raise BackendUnreachableError("cannot reach " + "; ".join(failed))
+
+
+def postgres_address(settings: Settings) -> str:
+    """host:port/database from the connection string, which also holds the password."""
+    try:
+        info = conninfo_to_dict(settings.database_url.get_secret_value())
+    except psycopg.ProgrammingError:
+        return "HEYSH_DATABASE_URL (not a valid connection string)"
+    host = info.get("host") or info.get("hostaddr") or "the local socket"
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}".rstrip("/")
+
+
+def _url_address(url: str, default_port: int) -> str:
+    """scheme://host:port only: a URL may carry user:password@, which must not be printed."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        return f"{parts.scheme}://{parts.hostname} (invalid port)"
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _weaviate_address(settings: Settings) -> str:
+    https = urlsplit(settings.weaviate_url).scheme == "https"
+    return _url_address(settings.weaviate_url, 443 if https else 80)
+
+
+async def _check_postgres(settings: Settings) -> None:
+    conn = await psycopg.AsyncConnection.connect(
+        settings.database_url.get_secret_value(),
+        connect_timeout=int(STARTUP_TIMEOUT_SECONDS),
+        prepare_threshold=None,  # as the pool does, for Supabase's transaction pooler
+        autocommit=True,
+    )
+    async with conn:
+        await conn.execute("select 1")
+
+
+async def _check_neo4j(settings: Settings) -> None:
+    password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+    driver = create_driver(settings.neo4j_uri, settings.neo4j_user, password)
+    try:
+        # Not GraphStore.ping: execute_query retries an unreachable server for 30 s.
+        await driver.verify_connectivity()
+    finally:
+        await driver.close()
+
+
+async def _check_weaviate(settings: Settings) -> None:
+    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
+    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
+    try:
+        await client.connect()  # fetches the server's meta over HTTP
+        await VectorStore(client, settings.weaviate_collection).ping()
+    finally:
+        await client.close()
+
+
+async def _attempt(check: Callable[[], Awaitable[object]]) -> str | None:
+    """None when ``check`` succeeds, else why it failed in a few words, taken from the kind of
+    error only: client messages can quote connection strings or server replies."""
+    try:
+        await asyncio.wait_for(check(), STARTUP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"no answer within {STARTUP_TIMEOUT_SECONDS:g}s"
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable; classified below
+        return _reason(exc)
+    return None
+
+
+# Checked in order against the error chain's type names and messages, lower-cased.
+_REASONS: dict[str, tuple[str, ...]] = {
+    "connection refused": ("connectionrefused", "connection refused", "connect call failed"),
+    "host not found": ("gaierror", "not known", "failed to resolve", "dns error", "nodename"),
+    "network unreachable": ("network is unreachable", "no route to host"),
+    "credentials refused": ("auth", "password", "permission denied", "forbidden"),
+    "TLS failed": ("certificate", "ssl"),
+    "timed out": ("timeout", "timed out"),
+}
+
+
+def _reason(exc: BaseException) -> str:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(f"{type(e).__name__} {e}" for e in seen).lower()
+    for reason, needles in _REASONS.items():
+        if any(needle in text for needle in needles):
+            return reason
+    return f"unavailable: {type(exc).__name__}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +41,7 @@ def settings(stack: LocalStack) -> Settings:
         weaviate_grpc_port=int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
         database_url=env["HEYSH_DATABASE_URL"],
         task_queue=f"heysh-test-{uuid.uuid4().hex[:8]}",
+        supabase_jwt_secret=secrets.token_urlsafe(32),  # per session: no secret is committed
         introspection=True,
         graphiql=True,
     )

@@ -17,7 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.relay import GlobalIDValueError
 
-from heysh.config import Settings
+from heysh.config import Environment, Settings
 from heysh.context import Info
 from heysh.schema.common import User
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
@@ -62,7 +62,8 @@ class Mutation(DomainMutations, DocumentMutations):
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    settings = settings or Settings()
+    # The SDL is the same in every environment; printing it needs no deployment's settings.
+    settings = settings or Settings(env=Environment.TEST)
     # Factories, not instances: strawberry builds fresh extensions for every request.
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,

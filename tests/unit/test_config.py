@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from heysh.config import DEV_JWT_SECRET, ConfigError, Environment, Settings
+from heysh.config import RETIRED_DEV_JWT_SECRET, ConfigError, Environment, Settings
 
 # Real-looking (non-placeholder) production values; none may ever appear in an error message.
 SECRETS = {
@@ -33,26 +33,51 @@ def refusal(**overrides: Any) -> str:
     with pytest.raises(ConfigError) as caught:
         Settings(**{**PRODUCTION, **overrides})
     message = str(caught.value)
-    for secret in [*SECRETS.values(), DEV_JWT_SECRET]:
+    for secret in [*SECRETS.values(), RETIRED_DEV_JWT_SECRET]:
         assert secret not in message
     return message
 
 
-def test_dev_defaults_load_without_any_environment() -> None:
-    settings = Settings()
-    assert settings.env is Environment.DEV
-    assert settings.is_local
-    assert settings.supabase_jwt_secret is not None
-    assert settings.supabase_jwt_secret.get_secret_value() == DEV_JWT_SECRET
+def test_without_heysh_env_settings_are_production_and_refuse_missing_secrets() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert "HEYSH_ENV=production" in message
+    assert "HEYSH_SUPABASE_JWT_SECRET" in message
+    assert "HEYSH_DATABASE_URL" in message
+
+
+def test_without_heysh_env_graphiql_and_introspection_are_off() -> None:
+    settings = Settings(**{k: v for k, v in PRODUCTION.items() if k != "env"})
+    assert settings.env is Environment.PRODUCTION
+    assert not settings.is_local
+    assert not settings.graphiql_enabled
+    assert not settings.introspection_enabled
+
+
+def test_no_jwt_secret_is_built_in_even_in_dev() -> None:
+    settings = Settings(env="dev")
+    assert settings.supabase_jwt_secret is None
     assert settings.jwt_issuer == "http://127.0.0.1:54321/auth/v1"
     assert settings.jwt_audience == "authenticated"
+
+
+@pytest.mark.parametrize("env", ["dev", "test"])
+def test_the_retired_dev_jwt_secret_is_refused_in_dev_and_test_too(env: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings(env=env, supabase_jwt_secret=RETIRED_DEV_JWT_SECRET)
+    assert "HEYSH_SUPABASE_JWT_SECRET" in str(caught.value)
+    assert RETIRED_DEV_JWT_SECRET not in str(caught.value)
 
 
 def test_settings_are_read_from_heysh_environment_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("HEYSH_ENV", "test")
     monkeypatch.setenv("HEYSH_SUPABASE_URL", "https://abcdefghijklmnop.supabase.co/")
-    assert Settings().jwt_issuer == "https://abcdefghijklmnop.supabase.co/auth/v1"
+    settings = Settings()
+    assert settings.env is Environment.TEST
+    assert settings.jwt_issuer == "https://abcdefghijklmnop.supabase.co/auth/v1"
 
 
 def test_production_with_real_looking_values_passes() -> None:
@@ -85,8 +110,8 @@ def test_production_with_a_missing_secret_names_it(name: str, missing: str | Non
     assert f"HEYSH_{name.upper()}" in refusal(**{name: missing})
 
 
-def test_production_with_the_dev_jwt_secret_names_it_without_echoing_it() -> None:
-    message = refusal(supabase_jwt_secret=DEV_JWT_SECRET)
+def test_production_with_the_retired_dev_jwt_secret_names_it_without_echoing_it() -> None:
+    message = refusal(supabase_jwt_secret=RETIRED_DEV_JWT_SECRET)
     assert "HEYSH_SUPABASE_JWT_SECRET" in message
 
 
