@@ -144,7 +144,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             message = next((m for t, m in _MESSAGES if isinstance(exc, t)), "token invalid")
             raise AuthError(message) from None
-        if not claims["sub"]:  # PyJWT checks it is a string, not that it is non-empty
+        # PyJWT checks that sub is a string; heysh keys members and runs by the Supabase
+        # auth.users id it carries, so anything but a UUID identifies no user of ours.
+        if not _is_uuid(claims["sub"]):
             raise AuthError("token subject invalid")
         return claims
 
@@ -197,6 +199,16 @@ class TokenVerifier:
         return {k.key_id: k for k in PyJWKSet.from_dict(data) if k.key_id and _usable(k)}
 
 
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _usable(key: PyJWK) -> bool:
     """Only signing keys of the types Supabase issues (an ``oct`` key here would be a gift)."""
     kty = _JWKS_ALGORITHMS.get(key.algorithm_name)
@@ -211,12 +223,32 @@ def mint_dev_token(
         raise ConfigError("dev tokens can only be minted when HEYSH_ENV is dev or test")
     if settings.supabase_jwt_secret is None:
         raise ConfigError("dev tokens need HEYSH_SUPABASE_JWT_SECRET")
+    return mint_token(
+        settings.supabase_jwt_secret.get_secret_value(),
+        user_id,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        email=email,
+        ttl_seconds=ttl_seconds,
+    )
+
+
+def mint_token(
+    secret: str,
+    user_id: str,
+    *,
+    issuer: str,
+    audience: str,
+    email: str | None = None,
+    ttl_seconds: int = 3600,
+) -> str:
+    """The HS256 token itself; callers decide whether minting is allowed (see mint_dev_token)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,
-        "aud": settings.jwt_audience,
+        "aud": audience,
         "role": "authenticated",
-        "iss": settings.jwt_issuer,
+        "iss": issuer,
         "iat": now,
         "exp": now + ttl_seconds,
         "session_id": str(uuid.uuid4()),
@@ -224,4 +256,4 @@ def mint_dev_token(
     }
     if email is not None:
         claims["email"] = email
-    return jwt.encode(claims, settings.supabase_jwt_secret.get_secret_value(), algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -10,6 +10,7 @@ from strawberry.extensions import SchemaExtension
 
 from heysh.context import Context
 from heysh.errors import HeyshError
+from heysh.stores.outages import store_outage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,10 @@ class RequireAuthentication(SchemaExtension):
 
 
 class ErrorCodes(SchemaExtension):
-    """Give each error a code; hide the text of unexpected ones (they are logged instead)."""
+    """Give each error a code; hide the text of unexpected ones (they are logged instead).
+
+    A store outage met anywhere (query, DataLoader or mutation) becomes STORE_UNAVAILABLE.
+    """
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -63,7 +67,12 @@ class ErrorCodes(SchemaExtension):
 
     def _classify(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
+        message = error.message
         extensions = dict(error.extensions or {})
+        outage = None if isinstance(original, HeyshError | None) else store_outage(original)
+        if outage is not None:  # logged with the driver's detail, answered without it
+            log.warning("store unavailable in %s: %r", error.path, original)
+            original, message = outage, str(outage)
         if isinstance(original, HeyshError):
             extensions["code"] = original.code
         elif original is None or isinstance(original, GraphQLError):
@@ -77,7 +86,7 @@ class ErrorCodes(SchemaExtension):
                 extensions={"code": "INTERNAL_SERVER_ERROR"},
             )
         return GraphQLError(
-            error.message,
+            message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,

@@ -6,14 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
-from neo4j import AsyncDriver, AsyncGraphDatabase, RoutingControl
+from neo4j import AsyncDriver, AsyncGraphDatabase, Query, RoutingControl
+from neo4j.exceptions import ClientError
 
+from heysh.errors import StoreError
 from heysh.stores import cypher
+
+# Neo4j's code for a transaction that outlived the timeout its client gave it.
+_CLIENT_TIMEOUT = "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration"
 
 
 def create_driver(uri: str, user: str, password: str | None) -> AsyncDriver:
     auth = (user, password) if password else None
-    return AsyncGraphDatabase.driver(uri, auth=auth)
+    # Counting a relationship type no document has written yet is fine; without this the server
+    # "unknown type" notices reach the logs as warnings on every such read.
+    return AsyncGraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
 
 
 @dataclass(frozen=True)
@@ -26,17 +33,13 @@ class GraphCounts:
     total_weight: int
 
 
-@dataclass(frozen=True)
-class EntityRef:
-    id: str
-    name: str
-    type: str
-
-
 class GraphStore:
-    def __init__(self, driver: AsyncDriver, database: str | None = None) -> None:
+    def __init__(
+        self, driver: AsyncDriver, database: str | None = None, *, read_timeout: float = 10.0
+    ) -> None:
         self._driver = driver
         self._database = database
+        self._read_timeout = read_timeout
 
     async def ping(self) -> None:
         await self._read(cypher.PING)
@@ -63,6 +66,20 @@ class GraphStore:
         records = await self._read(cypher.COUNT_DOMAIN_NODES, id=domain_id)
         return int(records[0]["n"])
 
+    async def delete_domain_entities(self, domain_id: str) -> None:
+        """Every entity of the domain, with its mentions and relationships (for a rebuild)."""
+        await self._autocommit(cypher.DELETE_DOMAIN_ENTITIES, id=domain_id)
+
+    async def entity_keys(self, domain_id: str) -> list[tuple[str, str, str]]:
+        """(id, name, type) of every entity of the domain."""
+        records = await self._read(cypher.DOMAIN_ENTITY_KEYS, id=domain_id)
+        return [(r["id"], r["name"], r["type"]) for r in records]
+
+    async def relationship_weights(self, domain_id: str) -> dict[str, int]:
+        """Every relationship of the domain by id, with its weight (for checks and repairs)."""
+        records = await self._read(cypher.DOMAIN_RELATIONSHIP_WEIGHTS, id=domain_id)
+        return {r["id"]: int(r["weight"]) for r in records}
+
     async def domain_counts(self, domain_id: str) -> GraphCounts:
         (record,) = await self._read(cypher.DOMAIN_GRAPH_COUNTS, id=domain_id)
         return GraphCounts(**{key: int(value) for key, value in record.data().items()})
@@ -85,21 +102,8 @@ class GraphStore:
     async def merge_relations(self, rows: Sequence[Mapping[str, Any]]) -> None:
         await self._write(cypher.MERGE_RELATIONS, rows=list(rows))
 
-    async def relation_impact(self, rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-        """(deleted, weakened) if this evidence were withdrawn."""
-        (record,) = await self._read(cypher.RELATION_IMPACT, rows=list(rows))
-        return int(record["deleted"] or 0), int(record["weakened"] or 0)
-
-    async def strip_relation_evidence(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        await self._write(cypher.STRIP_RELATION_EVIDENCE, rows=list(rows))
-
-    async def entities_only_in_document(
-        self, document_id: str, entity_ids: Sequence[str]
-    ) -> list[EntityRef]:
-        records = await self._read(
-            cypher.ENTITIES_ONLY_IN_DOCUMENT, document_id=document_id, entity_ids=list(entity_ids)
-        )
-        return [EntityRef(r["id"], r["name"], r["type"]) for r in records]
+    async def set_relation_weights(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self._write(cypher.SET_RELATION_WEIGHTS, rows=list(rows))
 
     async def delete_document_chunks(self, document_id: str) -> None:
         await self._autocommit(cypher.DELETE_DOCUMENT_CHUNKS, id=document_id)
@@ -122,9 +126,20 @@ class GraphStore:
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        records, _, _ = await self._driver.execute_query(
-            query, params, database_=self._database, routing_=RoutingControl.READ
-        )
+        # The server stops a read that runs past the timeout (the driver does not retry that).
+        try:
+            records, _, _ = await self._driver.execute_query(
+                Query(query, timeout=self._read_timeout),
+                params,
+                database_=self._database,
+                routing_=RoutingControl.READ,
+            )
+        except ClientError as exc:
+            if exc.code != _CLIENT_TIMEOUT:
+                raise
+            raise StoreError(
+                f"a graph read took longer than its limit of {self._read_timeout:g}s"
+            ) from exc
         return list(records)
 
     async def _write(self, query: LiteralString, **params: Any) -> list[Any]:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -18,6 +19,7 @@ class DomainStatus(StrEnum):
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
     DELETING = "DELETING"
+    REBUILDING = "REBUILDING"
 
 
 class MemberRole(StrEnum):
@@ -52,6 +54,15 @@ class RunRow:
 
 
 @dataclass(frozen=True)
+class NewRun:
+    """A run about to be recorded alongside the state change that starts it."""
+
+    id: str
+    kind: str
+    started_by: UUID
+
+
+@dataclass(frozen=True)
 class DomainPageKey:
     """Keyset position in the newest-first domain listing."""
 
@@ -62,15 +73,19 @@ class DomainPageKey:
 _Row = TypeVar("_Row")
 
 _DOMAIN_COLUMNS = "d.id, d.name, d.description, d.status, d.error, d.created_by, d.created_at"
+_RUN_COLUMNS = "id, domain_id, kind, subject_id, started_by, created_at"
 
 
 def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
     # prepare_threshold=None keeps us compatible with Supabase's transaction-mode pooler.
+    # check: idle connections die with a database restart or failover, and the pool cannot
+    # tell until one is used; checking each on checkout hands out only live ones.
     return AsyncConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
         kwargs={"prepare_threshold": None, "autocommit": True},
+        check=AsyncConnectionPool.check_connection,
         open=False,
     )
 
@@ -99,28 +114,44 @@ class PostgresStore:
                 "insert into heysh.domain_members (domain_id, user_id, role) values (%s, %s, %s)",
                 (domain_id, owner, MemberRole.OWNER.value),
             )
-            async with conn.cursor(row_factory=class_row(RunRow)) as cur:
-                await cur.execute(
-                    "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
-                    " values (%s, %s, %s, %s, %s)"
-                    " returning id, domain_id, kind, subject_id, started_by, created_at",
-                    (run_id, domain_id, "CREATE_DOMAIN", domain_id, owner),
-                )
-                run = await cur.fetchone()
+            run = await insert_run(conn, run_id, domain_id, "CREATE_DOMAIN", domain_id, owner)
         assert domain is not None
-        assert run is not None
         return domain, run
 
     async def set_domain_status(
-        self, domain_id: UUID, status: DomainStatus, error: str | None = None
+        self,
+        domain_id: UUID,
+        status: DomainStatus,
+        error: str | None = None,
+        *,
+        expected: Sequence[DomainStatus] | None = None,
     ) -> bool:
+        """Set the status; with ``expected``, only from one of those, so a workflow that lost
+        the domain to another (a delete during creation) cannot write over it."""
+        allowed = [s.value for s in expected] if expected is not None else None
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "update heysh.domains set status = %s, error = %s, updated_at = now()"
-                " where id = %s",
-                (status.value, error, domain_id),
+                " where id = %s and (%s::text[] is null or status::text = any(%s::text[]))",
+                (status.value, error, domain_id, allowed, allowed),
             )
             return cur.rowcount == 1
+
+    async def begin_domain_deletion(self, domain_id: UUID, run: NewRun) -> RunRow | None:
+        """DELETING and the deleting run, in one transaction; None when a delete already holds it.
+
+        Taking the row lock here orders this against addDocument and reprocess, which share-lock
+        an ACTIVE domain: every run they record is visible to the delete that follows.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "update heysh.domains set status = 'DELETING', error = null, updated_at = now()"
+                " where id = %s and status <> 'DELETING'",
+                (domain_id,),
+            )
+            if cur.rowcount != 1:
+                return None
+            return await insert_run(conn, run.id, domain_id, run.kind, domain_id, run.started_by)
 
     async def delete_domain(self, domain_id: UUID) -> bool:
         """Deletes the row; members, runs and documents cascade."""
@@ -128,11 +159,29 @@ class PostgresStore:
             cur = await conn.execute("delete from heysh.domains where id = %s", (domain_id,))
             return cur.rowcount == 1
 
-    async def run_ids(self, domain_id: UUID) -> list[str]:
-        """Every run recorded for the domain, finished or not."""
+    async def begin_rebuild(self, domain_id: UUID, run: NewRun) -> RunRow | None:
+        """ACTIVE to REBUILDING and the rebuilding run, only when no document is mid-run."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "update heysh.domains set status = 'REBUILDING', error = null, updated_at = now()"
+                " where id = %s and status = 'ACTIVE' and not exists (select 1"
+                "  from heysh.documents d where d.domain_id = %s"
+                "  and d.status in ('PENDING', 'PROCESSING', 'DELETING'))",
+                (domain_id, domain_id),
+            )
+            if cur.rowcount != 1:
+                return None
+            return await insert_run(conn, run.id, domain_id, run.kind, domain_id, run.started_by)
+
+    async def run_ids_page(
+        self, domain_id: UUID, after: str | None, limit: int, *, exclude: str
+    ) -> list[str]:
+        """The domain's recorded runs in id order, a page at a time (keyset, not offset)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "select id from heysh.workflow_runs where domain_id = %s", (domain_id,)
+                "select id from heysh.workflow_runs where domain_id = %s and id <> %s"
+                " and (%s::text is null or id > %s) order by id limit %s",
+                (domain_id, exclude, after, after, limit),
             )
             return [row[0] for row in await cur.fetchall()]
 
@@ -202,6 +251,26 @@ class PostgresStore:
 
     async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
         return await fetch_rows(self._pool, row_type, sql, params)
+
+
+async def insert_run(
+    conn: AsyncConnection[Any],
+    run_id: str,
+    domain_id: UUID,
+    kind: str,
+    subject_id: UUID | None,
+    started_by: UUID,
+) -> RunRow:
+    """Record a run inside the caller's transaction."""
+    async with conn.cursor(row_factory=class_row(RunRow)) as cur:
+        await cur.execute(
+            "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
+            f" values (%s, %s, %s, %s, %s) returning {_RUN_COLUMNS}",
+            (run_id, domain_id, kind, subject_id, started_by),
+        )
+        run = await cur.fetchone()
+    assert run is not None
+    return run
 
 
 async def fetch_rows(

@@ -20,6 +20,11 @@ from heysh.errors import StoreError
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".wcs.api.weaviate.io")
 
 
+class VectorsRejectedError(StoreError):
+    """Weaviate answered and refused the objects themselves (a wrong vector length, say):
+    sending the same objects again cannot succeed."""
+
+
 def create_client(url: str, grpc_port: int, api_key: str | None) -> WeaviateAsyncClient:
     """A not-yet-connected async client for Weaviate Cloud or a self-hosted/local server.
 
@@ -139,7 +144,9 @@ class VectorStore:
         )
         if result.has_errors:
             first = next(iter(result.errors.values()))
-            raise StoreError(f"Weaviate rejected {len(result.errors)} chunk(s): {first.message}")
+            raise VectorsRejectedError(
+                f"Weaviate rejected {len(result.errors)} chunk(s): {first.message}"
+            )
 
     async def delete_document(self, domain_id: str, document_id: str) -> int:
         """Delete every vector of a document; loops past Weaviate's per-call match limit."""

@@ -62,6 +62,15 @@ async def test_wrong_audience_is_unauthenticated(api: GraphQLClient) -> None:
     assert_unauthenticated(await api.execute(VIEWER, token=token), "audience")
 
 
+async def test_token_whose_sub_is_not_a_uuid_is_unauthenticated(api: GraphQLClient) -> None:
+    # Correctly signed, but its subject is no Supabase user id (those are UUIDs).
+    claims = supabase_claims(api.settings.jwt_issuer, "alice")
+    key = api.settings.supabase_jwt_secret.get_secret_value()  # type: ignore[union-attr]
+    token = jwt.encode(claims, key, algorithm="HS256")
+    for query in (VIEWER, "{ domains(first: 1) { edges { node { id } } } }"):
+        assert_unauthenticated(await api.execute(query, token=token), "token subject invalid")
+
+
 async def test_mutations_are_refused_without_a_token_and_change_nothing(
     api: GraphQLClient,
 ) -> None:

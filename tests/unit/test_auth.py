@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,10 +17,15 @@ import jwt
 import pytest
 
 from heysh.auth import AuthError, TokenVerifier, User, bearer_token, mint_dev_token
-from heysh.config import DEV_JWT_SECRET, ConfigError, Settings
+from heysh.config import ConfigError, Settings
 from tests.support.jwks import JwksServer, ec_key, rsa_key, sign_token, supabase_claims
 
 UNAVAILABLE = "cannot verify token: key set unavailable"
+# Supabase user ids (the sub claim) are auth.users UUIDs.
+USER_A = "0c8f3f52-5a0e-4c1b-9d6e-2b7a4e1f9c30"
+USER_B = "7d2e9b14-3f6a-4e8c-a1b5-c9d0e2f4a6b8"
+# A fresh secret per run, as the suite and `heysh dev` use: none is committed.
+SECRET = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +42,7 @@ def jwks_server() -> Iterator[JwksServer]:
 
 
 def local_settings(**overrides: Any) -> Settings:
-    return Settings(env="test", **overrides)
+    return Settings(env="test", **{"supabase_jwt_secret": SECRET, **overrides})
 
 
 def jwks_settings(url: str, **overrides: Any) -> Settings:
@@ -61,7 +67,7 @@ async def refusal(settings: Settings, token: str) -> str:
     return message
 
 
-def hs256(claims: dict[str, Any], secret: str = DEV_JWT_SECRET, alg: str = "HS256") -> str:
+def hs256(claims: dict[str, Any], secret: str = SECRET, alg: str = "HS256") -> str:
     return jwt.encode(claims, secret, algorithm=alg)
 
 
@@ -88,17 +94,17 @@ def hs256_by_hand(claims: dict[str, Any], secret: bytes, kid: str) -> str:
 @pytest.mark.asyncio
 async def test_dev_token_is_accepted_and_round_trips_identity() -> None:
     settings = local_settings()
-    token = mint_dev_token(settings, "user-1", email="ada@heysh.test")
+    token = mint_dev_token(settings, USER_A, email="ada@heysh.test")
     async with verifier_for(settings) as verifier:
         user = await verifier.verify(token)
-    assert user == User(id="user-1", email="ada@heysh.test", role="authenticated")
+    assert user == User(id=USER_A, email="ada@heysh.test", role="authenticated")
 
 
 @pytest.mark.asyncio
 async def test_dev_token_without_email_gives_user_without_email() -> None:
     settings = local_settings()
     async with verifier_for(settings) as verifier:
-        user = await verifier.verify(mint_dev_token(settings, "user-2"))
+        user = await verifier.verify(mint_dev_token(settings, USER_B))
     assert user.email is None
 
 
@@ -113,8 +119,8 @@ async def test_expired_token_is_refused() -> None:
 async def test_token_expired_within_clock_skew_leeway_is_accepted() -> None:
     settings = local_settings()
     async with verifier_for(settings) as verifier:
-        user = await verifier.verify(mint_dev_token(settings, "user-1", ttl_seconds=-10))
-    assert user.id == "user-1"
+        user = await verifier.verify(mint_dev_token(settings, USER_A, ttl_seconds=-10))
+    assert user.id == USER_A
 
 
 @pytest.mark.asyncio
@@ -179,6 +185,14 @@ async def test_token_with_empty_sub_is_refused() -> None:
     assert await refusal(settings, token) == "token subject invalid"
 
 
+@pytest.mark.parametrize("sub", ["alice", "user-9", "12345", "5b6c1c9e-6a5e-4d38-9a34"])
+@pytest.mark.asyncio
+async def test_token_whose_sub_is_not_a_uuid_is_refused(sub: str) -> None:
+    settings = local_settings()
+    token = hs256(supabase_claims(settings.jwt_issuer, sub=sub))
+    assert await refusal(settings, token) == "token subject invalid"
+
+
 @pytest.mark.asyncio
 async def test_supabase_anon_key_is_not_a_user_token() -> None:
     # The anon API key is an HS256 JWT with role "anon" and no sub; it identifies no user.
@@ -211,12 +225,10 @@ async def test_asymmetric_token_from_jwks_is_accepted(
     key = make_key()
     jwks_server.set_keys([key])
     settings = jwks_settings(jwks_server.url)
-    token = sign_token(
-        key, supabase_claims(settings.jwt_issuer, sub="user-9", email="b@heysh.test")
-    )
+    token = sign_token(key, supabase_claims(settings.jwt_issuer, sub=USER_B, email="b@heysh.test"))
     async with verifier_for(settings) as verifier:
         user = await verifier.verify(token)
-    assert user == User(id="user-9", email="b@heysh.test", role="authenticated")
+    assert user == User(id=USER_B, email="b@heysh.test", role="authenticated")
 
 
 @pytest.mark.asyncio
@@ -390,9 +402,9 @@ async def test_verifier_accepts_both_hs256_and_jwks_tokens_when_both_are_configu
     jwks_server.set_keys([key])
     settings = local_settings(supabase_jwks_url=jwks_server.url)
     async with verifier_for(settings) as verifier:
-        assert (await verifier.verify(mint_dev_token(settings, "a"))).id == "a"
-        token = sign_token(key, supabase_claims(settings.jwt_issuer, sub="b"))
-        assert (await verifier.verify(token)).id == "b"
+        assert (await verifier.verify(mint_dev_token(settings, USER_A))).id == USER_A
+        token = sign_token(key, supabase_claims(settings.jwt_issuer, sub=USER_B))
+        assert (await verifier.verify(token)).id == USER_B
 
 
 @pytest.mark.asyncio
