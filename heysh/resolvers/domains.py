@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 from heysh.context import Context
 from heysh.errors import StoreError
+from heysh.resolvers.text import LINE_BREAKS, refused_character
 from heysh.stores.postgres import DomainPageKey, DomainRow, DomainStatus, RunRow
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 
@@ -60,6 +61,12 @@ async def domain_page(ctx: Context, first: int, after: str | None) -> DomainPage
 
 def validate_new_domain(ctx: Context, name: str, description: str) -> InputProblem | None:
     settings = ctx.services.settings
+    refused = refused_character(name)
+    if refused:
+        return InputProblem("name", f"name {refused}")
+    refused = refused_character(description, allow=LINE_BREAKS)
+    if refused:
+        return InputProblem("description", f"description {refused}")
     if not name.strip():
         return InputProblem("name", "name must not be empty")
     if len(name.strip()) > settings.max_domain_name_length:

@@ -65,7 +65,9 @@ class Loaders:
     async def _runs(self, ids: Sequence[str]) -> list[RunRow | None]:
         if self._user_id is None:
             return [None] * len(ids)
-        rows = await self._services.postgres.visible_runs(self._user_id, ids)
+        # Postgres text cannot hold NUL, and no run id heysh issues has one: such an id is junk.
+        storable = [i for i in ids if "\0" not in i]
+        rows = await self._services.postgres.visible_runs(self._user_id, storable)
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
 
