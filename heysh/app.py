@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
@@ -21,15 +20,16 @@ from strawberry.types.unset import UNSET
 from heysh.auth import AuthError, TokenVerifier, User, bearer_token
 from heysh.config import Settings
 from heysh.context import Context
-from heysh.limits import BodyLimit
+from heysh.http import GraphQLOverHTTP
+from heysh.limits import BodyLimit, UploadSlots
 from heysh.schema import build_schema
 from heysh.services import Services, open_services
 
 log = logging.getLogger(__name__)
 
 
-class HeyshGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with heysh's per-request context and token check."""
+class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
+    """The GraphQL over HTTP view (heysh/http.py) with heysh's request context and token check."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
@@ -99,7 +99,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # JSON-escaped content can grow past its raw size; anything beyond this is no document.
     body_limit = 2 * settings.max_document_bytes + 1024 * 1024
     return Starlette(
-        middleware=[Middleware(BodyLimit, limit=body_limit)],
+        middleware=[
+            Middleware(BodyLimit, limit=body_limit),
+            Middleware(
+                UploadSlots,
+                slots=settings.max_concurrent_uploads,
+                threshold=settings.upload_threshold_bytes,
+                wait_seconds=settings.upload_wait_seconds,
+            ),
+        ],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),

