@@ -9,6 +9,8 @@ from temporalio.worker import Worker
 
 from heysh.activities.documents import DocumentActivities
 from heysh.activities.domains import DomainActivities
+from heysh.activities.graph import GraphActivities
+from heysh.activities.outages import StoreOutageInterceptor
 from heysh.config import Settings
 from heysh.pipeline.embedding import Embedder
 from heysh.pipeline.extraction import Extractor
@@ -18,6 +20,7 @@ from heysh.workflows.create_domain import CreateDomainWorkflow
 from heysh.workflows.delete_document import DeleteDocumentWorkflow
 from heysh.workflows.delete_domain import DeleteDomainWorkflow
 from heysh.workflows.process_document import ProcessDocumentWorkflow
+from heysh.workflows.rebuild_graph import RebuildGraphWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ WORKFLOWS = [
     ProcessDocumentWorkflow,
     DeleteDocumentWorkflow,
     DeleteDomainWorkflow,
+    RebuildGraphWorkflow,
 ]
 
 
@@ -50,14 +54,21 @@ def build_worker(
     task_queue: str | None = None,
     documents: DocumentActivities | None = None,
 ) -> Worker:
-    domains = DomainActivities(services.postgres, services.graph, services.vectors)
+    domains = DomainActivities(
+        services.postgres, services.graph, services.vectors, services.temporal
+    )
     documents = documents or build_document_activities(services)
     return Worker(
         services.temporal,
         task_queue=task_queue or services.settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[*domains.all(), *documents.all()],
+        activities=[
+            *domains.all(),
+            *documents.all(),
+            *GraphActivities(services.documents, services.graph).all(),
+        ],
         max_concurrent_activities=services.settings.extract_concurrency * 2,
+        interceptors=[StoreOutageInterceptor()],
     )
 
 

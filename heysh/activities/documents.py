@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 from uuid import UUID
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from heysh.pipeline.chunking import TokenCounter, chunk_id, chunk_text
+from heysh.pipeline.chunking import TokenCounter, chunk_id, iter_chunks
 from heysh.pipeline.embedding import Embedder, EmbeddingError
 from heysh.pipeline.extraction import (
     ChunkExtraction,
@@ -23,7 +24,7 @@ from heysh.pipeline.extraction import (
     ExtractionError,
     Extractor,
 )
-from heysh.pipeline.resolution import resolve
+from heysh.pipeline.resolution import ResolvedEntity, ResolvedRelation, Resolver
 from heysh.stores.documents import (
     DocumentStatus,
     DocumentStore,
@@ -32,10 +33,13 @@ from heysh.stores.documents import (
     RelationRow,
 )
 from heysh.stores.graph import GraphStore
-from heysh.stores.vectors import ChunkVector, VectorStore
-from heysh.stores.withdrawal import DeleteImpact, document_impact, pages, relation_params
+from heysh.stores.vectors import ChunkVector, VectorsRejectedError, VectorStore
+from heysh.stores.withdrawal import DeleteImpact, document_impact, relation_params
 
 GRAPH_BATCH = 500
+CHUNK_BATCH = 500
+# The ApplicationError type for "this run no longer owns the document" (deleted, domain going).
+SUPERSEDED = "Superseded"
 _T = TypeVar("_T")
 
 
@@ -80,6 +84,7 @@ class DocumentStatusChange:
     chunks: int | None = None
     entities: int | None = None
     relationships: int | None = None
+    expected: list[str] | None = None  # only from one of these statuses
 
 
 @dataclass
@@ -115,40 +120,49 @@ class DocumentActivities:
     @activity.defn(name="begin_document")
     async def begin_document(self, ref: DocumentRef) -> BatchOutcome:
         """Mark PROCESSING and withdraw anything an earlier run wrote, so every run starts clean."""
-        if not await self._documents.set_status(UUID(ref.document_id), DocumentStatus.PROCESSING):
-            raise ApplicationError("the document no longer exists", non_retryable=True)
+        if not await self._documents.begin_processing(UUID(ref.document_id)):
+            raise ApplicationError(
+                "the document was deleted, or its domain is being deleted",
+                type=SUPERSEDED,
+                non_retryable=True,
+            )
         await self._purge(ref, keep_document_node=True)
         return BatchOutcome(processed=1)
 
     @activity.defn(name="chunk_document")
     async def chunk_document(self, ref: DocumentRef) -> ChunkSummary:
-        content = await self._documents.content(UUID(ref.document_id))
+        """Chunk the text a batch at a time, storing each batch before cutting the next."""
+        document_id = UUID(ref.document_id)
+        content = await self._documents.content(document_id)
         if content is None:
             raise ApplicationError("the document no longer exists", non_retryable=True)
-        activity.heartbeat("chunking")
-        chunks = await asyncio.to_thread(
-            chunk_text,
+        await self._documents.forget_intermediates(document_id)
+        pieces = iter_chunks(
             content,
             self._counter,
             max_tokens=self._max_tokens,
             overlap_tokens=self._overlap_tokens,
         )
-        activity.heartbeat("storing")
-        await self._documents.replace_chunks(
-            UUID(ref.document_id),
-            [
-                NewChunk(
-                    id=UUID(chunk_id(ref.document_id, c.index)),
-                    index=c.index,
-                    start=c.start,
-                    end=c.end,
-                    token_count=c.token_count,
-                    text=c.text,
-                )
-                for c in chunks
-            ],
-        )
-        return ChunkSummary(chunks=len(chunks), tokens=sum(c.token_count for c in chunks))
+        chunks = tokens = 0
+        while batch := await asyncio.to_thread(lambda: list(islice(pieces, CHUNK_BATCH))):
+            await self._documents.append_chunks(
+                document_id,
+                [
+                    NewChunk(
+                        id=UUID(chunk_id(ref.document_id, c.index)),
+                        index=c.index,
+                        start=c.start,
+                        end=c.end,
+                        token_count=c.token_count,
+                        text=c.text,
+                    )
+                    for c in batch
+                ],
+            )
+            chunks += len(batch)
+            tokens += sum(c.token_count for c in batch)
+            activity.heartbeat(chunks)
+        return ChunkSummary(chunks=chunks, tokens=tokens)
 
     @activity.defn(name="embed_chunks")
     async def embed_chunks(self, batch: ChunkRange) -> BatchOutcome:
@@ -171,22 +185,25 @@ class DocumentActivities:
         missing = [row.chunk_index for row in rows if row.embedding is None]
         if missing:
             raise ApplicationError(f"chunks {missing[:5]} have no embedding", non_retryable=True)
-        await self._vectors.upsert_chunks(
-            batch.domain_id,
-            [
-                ChunkVector(
-                    chunk_id=str(row.id),
-                    document_id=batch.document_id,
-                    index=row.chunk_index,
-                    title=batch.title,
-                    text=row.text,
-                    start=row.start_offset,
-                    end=row.end_offset,
-                    vector=list(row.embedding or []),
-                )
-                for row in rows
-            ],
-        )
+        try:
+            await self._vectors.upsert_chunks(
+                batch.domain_id,
+                [
+                    ChunkVector(
+                        chunk_id=str(row.id),
+                        document_id=batch.document_id,
+                        index=row.chunk_index,
+                        title=batch.title,
+                        text=row.text,
+                        start=row.start_offset,
+                        end=row.end_offset,
+                        vector=list(row.embedding or []),
+                    )
+                    for row in rows
+                ],
+            )
+        except VectorsRejectedError as exc:
+            raise ApplicationError(str(exc), type="VectorsRejected", non_retryable=True) from exc
         return BatchOutcome(processed=len(rows))
 
     @activity.defn(name="extract_chunks")
@@ -211,43 +228,19 @@ class DocumentActivities:
 
     @activity.defn(name="resolve_document")
     async def resolve_document(self, ref: DocumentRef) -> ResolveSummary:
-        stored = await self._documents.extractions(UUID(ref.document_id))
-        missing = [str(cid) for cid, data in stored if data is None]
-        if missing:
-            raise ApplicationError(f"{len(missing)} chunk(s) were never extracted")
-        extractions = [_extraction_from_json(data) for _, data in stored if data is not None]
-        entities, relations = await asyncio.to_thread(resolve, ref.domain_id, extractions)
-        await self._documents.replace_resolution(
-            UUID(ref.document_id),
-            [
-                EntityRow(
-                    entity_id=UUID(e.id),
-                    name=e.name,
-                    type=e.type,
-                    description=e.description,
-                    chunk_ids=[UUID(c) for c in e.chunk_ids],
-                )
-                for e in entities
-            ],
-            [
-                RelationRow(
-                    source_id=UUID(r.source_id),
-                    target_id=UUID(r.target_id),
-                    type=r.type,
-                    evidence=[UUID(c) for c in r.evidence],
-                )
-                for r in relations
-            ],
-        )
+        """Resolve the extractions read a page at a time; the resolver keeps only what it found."""
+        document_id = UUID(ref.document_id)
+        resolver = await read_extractions(self._documents, Resolver(ref.domain_id), document_id)
+        entities, relations = await _with_heartbeat(asyncio.to_thread(resolver.finish))
+        await save_resolution(self._documents, document_id, entities, relations)
         return ResolveSummary(entities=len(entities), relationships=len(relations))
 
     @activity.defn(name="write_graph")
     async def write_graph(self, ref: DocumentRef) -> ResolveSummary:
+        """UNWIND batches of chunks, then entities, then relations; a heartbeat after each."""
         document_id = UUID(ref.document_id)
         await self._graph.merge_document(ref.domain_id, ref.document_id, ref.title)
-        async for rows in pages(
-            lambda offset: self._documents.chunks(document_id, offset, offset + GRAPH_BATCH)
-        ):
+        async for rows in self._documents.chunk_pages(document_id, GRAPH_BATCH):
             await self._graph.merge_chunks(
                 ref.domain_id,
                 ref.document_id,
@@ -262,14 +255,8 @@ class DocumentActivities:
                     for r in rows
                 ],
             )
-        async for entities in pages(
-            lambda offset: self._documents.entity_rows(document_id, offset, GRAPH_BATCH)
-        ):
-            await self._graph.merge_entities(ref.domain_id, [_entity_params(e) for e in entities])
-        async for relations in pages(
-            lambda offset: self._documents.relation_rows(document_id, offset, GRAPH_BATCH)
-        ):
-            await self._graph.merge_relations([relation_params(r) for r in relations])
+            activity.heartbeat("chunks")
+        await write_contributions(self._documents, self._graph, UUID(ref.domain_id), document_id)
         entity_count, relation_count = await self._documents.resolution_counts(document_id)
         return ResolveSummary(entities=entity_count, relationships=relation_count)
 
@@ -278,8 +265,13 @@ class DocumentActivities:
         counts = None
         if change.chunks is not None:
             counts = (change.chunks, change.entities or 0, change.relationships or 0)
+        expected = [DocumentStatus(s) for s in change.expected] if change.expected else None
         changed = await self._documents.set_status(
-            UUID(change.document_id), DocumentStatus(change.status), change.error, counts
+            UUID(change.document_id),
+            DocumentStatus(change.status),
+            change.error,
+            counts,
+            expected=expected,
         )
         return BatchOutcome(processed=int(changed))
 
@@ -289,7 +281,11 @@ class DocumentActivities:
     async def document_impact(self, ref: DocumentRef) -> DeleteImpact:
         """What deleting the document would remove or change; reads only."""
         return await document_impact(
-            self._documents, self._graph, self._vectors, ref.domain_id, ref.document_id
+            self._documents,
+            self._graph,
+            self._vectors,
+            ref.domain_id,
+            ref.document_id,
         )
 
     @activity.defn(name="purge_document")
@@ -305,19 +301,21 @@ class DocumentActivities:
         # The document's own resolution rows are the journal of what it contributed; they are
         # forgotten last, so a purge interrupted at any point can simply run again.
         document_id = UUID(ref.document_id)
-        async for relations in pages(
-            lambda offset: self._documents.relation_rows(document_id, offset, GRAPH_BATCH)
-        ):
-            await self._graph.strip_relation_evidence([relation_params(r) for r in relations])
+        domain_id = UUID(ref.domain_id)
+        # Each page's rows are deleted as its weights are written, so restart from the first.
+        while relations := await self._documents.relation_page(document_id, None, GRAPH_BATCH):
+            async with self._documents.relation_weights(
+                domain_id, document_id, relations, withdrawing=True
+            ) as weights:
+                await self._graph.set_relation_weights([relation_params(w) for w in weights])
             activity.heartbeat("relations")
         await self._graph.delete_document_chunks(ref.document_id)
         entities_deleted = 0
-        async for entities in pages(
-            lambda offset: self._documents.entity_rows(document_id, offset, GRAPH_BATCH)
-        ):
+        async for entities in self._documents.entity_pages(document_id, GRAPH_BATCH):
             entities_deleted += await self._graph.delete_orphan_entities(
                 [str(e.entity_id) for e in entities]
             )
+            activity.heartbeat("entities")
         if not keep_document_node:
             await self._graph.delete_document_node(ref.document_id)
         activity.heartbeat("vectors")
@@ -339,6 +337,70 @@ class DocumentActivities:
             self.purge_document,
             self.delete_document_metadata,
         ]
+
+
+async def read_extractions(
+    documents: DocumentStore, resolver: Resolver, document_id: UUID
+) -> Resolver:
+    """Feed the document's stored extractions to ``resolver``, a page at a time."""
+    missing = 0
+    async for page in documents.extraction_pages(document_id, GRAPH_BATCH):
+        for _, data in page:
+            if data is None:
+                missing += 1
+            else:
+                resolver.add(_extraction_from_json(data))
+        activity.heartbeat("reading extractions")
+    if missing:
+        raise ApplicationError(f"{missing} chunk(s) were never extracted")
+    return resolver
+
+
+async def save_resolution(
+    documents: DocumentStore,
+    document_id: UUID,
+    entities: Sequence[ResolvedEntity],
+    relations: Sequence[ResolvedRelation],
+) -> None:
+    """Replace the document's journal with this resolution."""
+    await documents.replace_resolution(
+        document_id,
+        [
+            EntityRow(
+                entity_id=UUID(e.id),
+                name=e.name,
+                type=e.type,
+                description=e.description,
+                chunk_ids=[UUID(c) for c in e.chunk_ids],
+            )
+            for e in entities
+        ],
+        [
+            RelationRow(
+                source_id=UUID(r.source_id),
+                target_id=UUID(r.target_id),
+                type=r.type,
+                evidence=[UUID(c) for c in r.evidence],
+            )
+            for r in relations
+        ],
+    )
+
+
+async def write_contributions(
+    documents: DocumentStore, graph: GraphStore, domain_id: UUID, document_id: UUID
+) -> None:
+    """Merge the document's journal (its entities, then its relations with domain-wide weights)
+    into the graph, a page at a time with a heartbeat after each."""
+    async for entities in documents.entity_pages(document_id, GRAPH_BATCH):
+        await graph.merge_entities(str(domain_id), [_entity_params(e) for e in entities])
+        activity.heartbeat("entities")
+    async for relations in documents.relation_pages(document_id, GRAPH_BATCH):
+        async with documents.relation_weights(
+            domain_id, document_id, relations, withdrawing=False
+        ) as weights:
+            await graph.merge_relations([relation_params(w) for w in weights])
+        activity.heartbeat("relations")
 
 
 async def _with_heartbeat(work: Awaitable[_T], every: float = 2.0) -> _T:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from temporalio import activity
+from temporalio.client import Client as TemporalClient
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from weaviate.exceptions import UnexpectedStatusCodeError
 
 from heysh.stores.graph import GraphStore
 from heysh.stores.postgres import DomainStatus, PostgresStore
 from heysh.stores.vectors import VectorStore
+
+RUN_PAGE = 200
+STOP_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -28,17 +35,37 @@ class DomainStatusChange:
     status: str
     error: str | None = None
 
+    expected: list[str] | None = None  # only from one of these statuses
+
 
 @dataclass
 class StepOutcome:
     changed: bool
 
 
+@dataclass
+class StopRuns:
+    domain_id: str
+    except_run: str  # the deleting run itself
+
+
+@dataclass
+class StopOutcome:
+    stopped: int
+
+
 class DomainActivities:
-    def __init__(self, postgres: PostgresStore, graph: GraphStore, vectors: VectorStore) -> None:
+    def __init__(
+        self,
+        postgres: PostgresStore,
+        graph: GraphStore,
+        vectors: VectorStore,
+        temporal: TemporalClient,
+    ) -> None:
         self._postgres = postgres
         self._graph = graph
         self._vectors = vectors
+        self._temporal = temporal
 
     @activity.defn(name="create_graph_domain")
     async def create_graph_domain(self, ref: DomainRef) -> StepOutcome:
@@ -72,13 +99,48 @@ class DomainActivities:
 
     @activity.defn(name="set_domain_status")
     async def set_domain_status(self, change: DomainStatusChange) -> StepOutcome:
+        expected = [DomainStatus(s) for s in change.expected] if change.expected else None
         changed = await self._postgres.set_domain_status(
-            UUID(change.domain_id), DomainStatus(change.status), change.error
+            UUID(change.domain_id), DomainStatus(change.status), change.error, expected=expected
         )
         return StepOutcome(changed=changed)
 
+    @activity.defn(name="stop_domain_runs")
+    async def stop_domain_runs(self, request: StopRuns) -> StopOutcome:
+        """Cancel every other run of the domain and wait until each has ended.
+
+        Runs recorded before the domain turned DELETING are all listed here; a run whose workflow
+        has not started yet finds the domain DELETING at its first step and ends without writing.
+        """
+        stopped, after = 0, None
+        while page := await self._postgres.run_ids_page(
+            UUID(request.domain_id), after, RUN_PAGE, exclude=request.except_run
+        ):
+            for run_id in page:
+                stopped += await self._stop(run_id)
+            after = page[-1]
+        return StopOutcome(stopped=stopped)
+
+    async def _stop(self, run_id: str) -> int:
+        handle = self._temporal.get_workflow_handle(run_id)
+        try:
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                return 0
+            await handle.cancel()
+            while description.status == WorkflowExecutionStatus.RUNNING:
+                activity.heartbeat(run_id)
+                await asyncio.sleep(STOP_POLL_SECONDS)
+                description = await handle.describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return 0  # never started, or past retention: nothing running
+            raise
+        return 1
+
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.stop_domain_runs,
             self.create_graph_domain,
             self.delete_graph_domain,
             self.create_vector_tenant,

@@ -8,20 +8,25 @@ hundred KB cut at paragraph or word breaks, so memory stays bounded however larg
 
 from __future__ import annotations
 
+import functools
 import uuid
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # the api imports this module too; only the worker needs tiktoken loaded
+    import tiktoken
 
 _CHUNK_NAMESPACE = uuid.UUID("7fb1b6da-e42b-404d-ae93-4a7c7b288791")
 _SECTION_CHARS = 400_000  # characters chunk_text asks the counter to tokenize at a time
-_SLICE_CHARS = 100_000  # characters WordPieceCounter encodes as one sequence
+_SLICE_CHARS = 100_000  # characters a counter encodes as one sequence
 _SLICES_PER_BATCH = 4  # slices encoded together (in parallel): one section
 _CHARS_PER_TOKEN_CAP = 20  # default character cap per chunk, per allowed token
 # … ‼ ⁇ ⁈ ⁉ and the CJK full stop, exclamation and question marks (no space follows those).
@@ -64,6 +69,22 @@ def chunk_text(
     overlap_tokens: int = 40,
     max_chars: int | None = None,
 ) -> list[TextChunk]:
+    """All of :func:`iter_chunks` at once."""
+    return list(
+        iter_chunks(
+            text, counter, max_tokens=max_tokens, overlap_tokens=overlap_tokens, max_chars=max_chars
+        )
+    )
+
+
+def iter_chunks(
+    text: str,
+    counter: TokenCounter,
+    *,
+    max_tokens: int = 200,
+    overlap_tokens: int = 40,
+    max_chars: int | None = None,
+) -> Iterator[TextChunk]:
     """Cut ``text`` into chunks of at most ``max_tokens`` tokens, consecutive ones sharing about
     ``overlap_tokens`` tokens.
 
@@ -85,10 +106,10 @@ def chunk_text(
     if cap < 1:
         raise ValueError(f"max_chars must be at least 1, not {cap}")
     if not text or text.isspace():
-        return []
+        return
 
     units = _Units(text, counter, cap)
-    chunks: list[TextChunk] = []
+    index = 0
     i = 0  # first unit of the current window
     while True:
         # Enough units ahead that a full window plus the unit after it are known.
@@ -100,22 +121,20 @@ def chunk_text(
         # Units i..k-1 fit under the character cap (always at least one).
         k = bisect_right(ends, starts[i] + cap, i + 1, limit)
         end = k if k >= n else _best_end(text, starts, ends, i, k)
-        chunks.append(
-            TextChunk(
-                index=len(chunks),
-                text=text[starts[i] : ends[end - 1]],
-                start=starts[i],
-                end=ends[end - 1],
-                token_count=end - i,
-            )
+        yield TextChunk(
+            index=index,
+            text=text[starts[i] : ends[end - 1]],
+            start=starts[i],
+            end=ends[end - 1],
+            token_count=end - i,
         )
+        index += 1
         if end >= n:
             break
         # Overlap, but never more than half the chunk: every step moves on by half a chunk or more.
         step_back = min(overlap_tokens, (end - i) // 2)
         i = _word_start(starts, ends, end - step_back, end)
         i = units.compact(i)
-    return chunks
 
 
 class _Units:
@@ -279,3 +298,68 @@ class WordPieceCounter:
                 into.extend([(s + base, e + base) for s, e in encoding.offsets])
             else:
                 into.extend(encoding.offsets)
+
+
+class TiktokenCounter:
+    """Token spans from a tiktoken BPE encoding: what OpenAI's embedding models count.
+
+    BPE tokens carry their leading space (``" world"``) and may split a character into bytes, so
+    each token's character span is trimmed of whitespace (chunks then start and end on text, and
+    boundaries see the gaps), a token of whitespace only becomes an empty span where it starts
+    (still counted), and a token that starts or ends inside a character covers all of it.
+    """
+
+    def __init__(self, encoding: tiktoken.Encoding, *, slice_chars: int = _SLICE_CHARS) -> None:
+        self._encoding = encoding
+        self._slice_chars = slice_chars
+        lengths = np.zeros(encoding.max_token_value + 1, dtype=np.int64)
+        for token in range(encoding.max_token_value + 1):
+            try:
+                lengths[token] = len(encoding.decode_single_token_bytes(token))
+            except KeyError:  # ids between the ordinary and the special tokens
+                continue
+        self._token_bytes = lengths
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        # Slices cut at whitespace bound the arrays below; a cut may change a token or two of
+        # the count against encoding the whole text, never a span's exactness.
+        spans: list[tuple[int, int]] = []
+        for base, stop in sections(text, self._slice_chars):
+            starts, ends = self._spans(text[base:stop])
+            spans.extend(zip((starts + base).tolist(), (ends + base).tolist(), strict=True))
+        return spans
+
+    def count(self, text: str) -> int:
+        return len(self.offsets(text))
+
+    def _spans(self, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        tokens = np.asarray(self._encoding.encode_ordinary(text), dtype=np.int64)
+        data = np.frombuffer(text.encode("utf-8", errors="surrogatepass"), dtype=np.uint8)
+        byte_ends = np.cumsum(self._token_bytes[tokens])
+        if (byte_ends[-1] if len(byte_ends) else 0) != len(data):
+            raise ValueError(f"{self._encoding.name} tokens do not cover the text's bytes")
+        byte_starts = byte_ends - self._token_bytes[tokens]
+        # chars_before[b]: characters that start before byte b (UTF-8 continuation bytes start none)
+        chars_before = np.zeros(len(data) + 1, dtype=np.int64)
+        np.cumsum((data & 0xC0) != 0x80, out=chars_before[1:])
+        starts = chars_before[byte_starts + 1] - 1  # the character holding the first byte
+        ends = chars_before[byte_ends]  # up to the end of the character holding the last byte
+        points = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        solid = ~np.isin(points, _whitespace_code_points())
+        position = np.arange(len(points) + 1, dtype=np.int64)
+        # next_solid[i]: the first non-space character at or after i (len(text) when none)
+        marks = np.where(np.append(solid, True), position, len(points))
+        next_solid = np.minimum.accumulate(marks[::-1])[::-1]
+        # solid_end[i]: one past the last non-space character before i (0 when none)
+        solid_end = np.maximum.accumulate(np.where(np.insert(solid, 0, False), position, 0))
+        trimmed_starts, trimmed_ends = next_solid[starts], solid_end[ends]
+        blank = trimmed_starts >= trimmed_ends
+        trimmed_starts[blank] = starts[blank]
+        trimmed_ends[blank] = starts[blank]
+        return trimmed_starts, trimmed_ends
+
+
+@functools.cache
+def _whitespace_code_points() -> npt.NDArray[np.uint32]:
+    """Every code point ``str.isspace`` accepts (about 25), found once."""
+    return np.array([c for c in range(0x110000) if chr(c).isspace()], dtype=np.uint32)

@@ -27,14 +27,16 @@ import re
 import unicodedata
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from heysh.pipeline.extraction import DEFAULT_RELATION_TYPE, ENTITY_TYPES, ChunkExtraction
 
 __all__ = [
+    "Merges",
     "ResolvedEntity",
     "ResolvedRelation",
+    "Resolver",
     "entity_id",
     "normalize_name",
     "resolve",
@@ -138,6 +140,7 @@ class ResolvedRelation:
 
 
 _Key = tuple[str, str]  # (normalised name, type)
+Merges = dict[_Key, _Key]  # a key to the key it merges into
 
 
 def _most_common(counts: Counter[str]) -> str | None:
@@ -188,79 +191,108 @@ def _final(key: _Key, merges: dict[_Key, _Key]) -> _Key:
     return key
 
 
-def resolve(
-    domain_id: str, extractions: Sequence[ChunkExtraction]
-) -> tuple[list[ResolvedEntity], list[ResolvedRelation]]:
-    """Merge the entities of a batch of chunk extractions and weigh their relations.
-
-    Entities come back sorted by display name (case-insensitive), then type and id; relations by
-    source id, target id and type. The same input always gives the same output.
+class Resolver:
+    """Resolution fed one extraction at a time, so a document's extractions can be read from the
+    store page by page: what it keeps is the entities and relations found, not the extractions.
     """
-    surfaces: dict[_Key, Counter[str]] = defaultdict(Counter)
-    descriptions: dict[_Key, Counter[str]] = defaultdict(Counter)
-    chunks: dict[_Key, set[str]] = defaultdict(set)
-    endpoint: dict[tuple[str, str], _Key] = {}  # (chunk id, entity name) -> key
-    for extraction in extractions:
+
+    def __init__(self, domain_id: str) -> None:
+        self._domain_id = domain_id
+        self._surfaces: dict[_Key, Counter[str]] = defaultdict(Counter)
+        self._descriptions: dict[_Key, Counter[str]] = defaultdict(Counter)
+        self._chunks: dict[_Key, set[str]] = defaultdict(set)
+        # (source key, target key, relation type) -> the chunks that state it
+        self._evidence: dict[tuple[_Key, _Key, str], set[str]] = defaultdict(set)
+
+    def add(self, extraction: ChunkExtraction) -> None:
         chunk_id = extraction.chunk_id
+        endpoint: dict[str, _Key] = {}  # entity name as written in this chunk -> key
         for entity in extraction.entities:
             normalized = normalize_name(entity.name)
             if not normalized:
                 continue
             key = (normalized, _canonical_type(entity.type))
-            surfaces[key][" ".join(entity.name.split())] += 1
+            self._surfaces[key][" ".join(entity.name.split())] += 1
             if entity.description and entity.description.strip():
-                descriptions[key][" ".join(entity.description.split())] += 1
-            chunks[key].add(chunk_id)
-            endpoint.setdefault((chunk_id, entity.name), key)
-
-    merges = _merge_untyped(surfaces)
-    merges.update(_merge_last_names({_final(key, merges) for key in surfaces}))
-    groups: dict[_Key, list[_Key]] = defaultdict(list)
-    for key in surfaces:
-        groups[_final(key, merges)].append(key)
-
-    entities: list[ResolvedEntity] = []
-    ids: dict[_Key, str] = {}
-    for final, members in groups.items():
-        normalized, type_ = final
-        own_names: Counter[str] = Counter()
-        all_descriptions: Counter[str] = Counter()
-        chunk_ids: set[str] = set()
-        for member in members:
-            if member[0] == normalized:  # "Curie" may not name the entity "Marie Curie"
-                own_names.update(surfaces[member])
-            all_descriptions.update(descriptions[member])
-            chunk_ids |= chunks[member]
-        ids[final] = _key_id(domain_id, normalized, type_)
-        entities.append(
-            ResolvedEntity(
-                id=ids[final],
-                name=_most_common(own_names) or normalized,
-                type=type_,
-                description=_most_common(all_descriptions),
-                chunk_ids=sorted(chunk_ids),
-            )
-        )
-    entities.sort(key=lambda e: (e.name.casefold(), e.name, e.type, e.id))
-
-    evidence: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for extraction in extractions:
-        chunk_id = extraction.chunk_id
+                self._descriptions[key][" ".join(entity.description.split())] += 1
+            self._chunks[key].add(chunk_id)
+            endpoint.setdefault(entity.name, key)
         for relation in extraction.relations:
-            source_key = endpoint.get((chunk_id, relation.source))
-            target_key = endpoint.get((chunk_id, relation.target))
+            source_key = endpoint.get(relation.source)
+            target_key = endpoint.get(relation.target)
             if source_key is None or target_key is None:
                 continue  # an endpoint the chunk does not list (or whose name normalised away)
+            self._evidence[(source_key, target_key, _relation_type(relation.type))].add(chunk_id)
+
+    def merges(self) -> Merges:
+        """Which keys merge into which, decided from every extraction added so far."""
+        merges = _merge_untyped(self._surfaces)
+        merges.update(_merge_last_names({_final(key, merges) for key in self._surfaces}))
+        return merges
+
+    def finish(
+        self, merges: Merges | None = None, names: dict[str, str] | None = None
+    ) -> tuple[list[ResolvedEntity], list[ResolvedRelation]]:
+        """Entities sorted by display name (case-insensitive), then type and id; relations by
+        source id, target id and type. The same extractions always give the same output.
+
+        ``merges`` decided over a wider batch (a whole domain, for a rebuild) replace the ones
+        these extractions alone would give, so every document maps a name the same way; ``names``
+        (entity id to display name, from that batch) then names each entity the same way too.
+        """
+        surfaces, descriptions, chunks = self._surfaces, self._descriptions, self._chunks
+        if merges is None:
+            merges = self.merges()
+        groups: dict[_Key, list[_Key]] = defaultdict(list)
+        for key in surfaces:
+            groups[_final(key, merges)].append(key)
+
+        entities: list[ResolvedEntity] = []
+        ids: dict[_Key, str] = {}
+        for final, members in groups.items():
+            normalized, type_ = final
+            own_names: Counter[str] = Counter()
+            all_descriptions: Counter[str] = Counter()
+            chunk_ids: set[str] = set()
+            for member in members:
+                if member[0] == normalized:  # "Curie" may not name the entity "Marie Curie"
+                    own_names.update(surfaces[member])
+                all_descriptions.update(descriptions[member])
+                chunk_ids |= chunks[member]
+            ids[final] = _key_id(self._domain_id, normalized, type_)
+            given = names.get(ids[final]) if names else None
+            entities.append(
+                ResolvedEntity(
+                    id=ids[final],
+                    name=given or _most_common(own_names) or normalized,
+                    type=type_,
+                    description=_most_common(all_descriptions),
+                    chunk_ids=sorted(chunk_ids),
+                )
+            )
+        entities.sort(key=lambda e: (e.name.casefold(), e.name, e.type, e.id))
+
+        evidence: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        for (source_key, target_key, type_), chunk_ids in self._evidence.items():
             source = ids[_final(source_key, merges)]
             target = ids[_final(target_key, merges)]
             if source == target:
                 continue
-            type_ = _relation_type(relation.type)
             if type_ == DEFAULT_RELATION_TYPE and target < source:
                 source, target = target, source
-            evidence[(source, target, type_)].add(chunk_id)
-    relations = [
-        ResolvedRelation(source, target, type_, len(chunk_ids), sorted(chunk_ids))
-        for (source, target, type_), chunk_ids in sorted(evidence.items())
-    ]
-    return entities, relations
+            evidence[(source, target, type_)] |= chunk_ids
+        relations = [
+            ResolvedRelation(source, target, type_, len(chunk_ids), sorted(chunk_ids))
+            for (source, target, type_), chunk_ids in sorted(evidence.items())
+        ]
+        return entities, relations
+
+
+def resolve(
+    domain_id: str, extractions: Iterable[ChunkExtraction]
+) -> tuple[list[ResolvedEntity], list[ResolvedRelation]]:
+    """Merge the entities of a batch of chunk extractions and weigh their relations."""
+    resolver = Resolver(domain_id)
+    for extraction in extractions:
+        resolver.add(extraction)
+    return resolver.finish()

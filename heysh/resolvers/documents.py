@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -11,14 +10,16 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from heysh.context import Context
 from heysh.errors import StoreError
 from heysh.policy import Permission, allows
+from heysh.resolvers.text import refused_character, without_nul
 from heysh.stores.documents import DocumentRow, DocumentStatus
-from heysh.stores.postgres import DomainStatus, RunRow
+from heysh.stores.postgres import DomainStatus, NewRun, RunRow
 from heysh.stores.withdrawal import DeleteImpact, document_impact
 from heysh.workflows.delete_document import DeleteDocumentInput, DeleteDocumentWorkflow
 from heysh.workflows.delete_domain import DeleteDomainInput, DeleteDomainWorkflow
@@ -27,6 +28,7 @@ from heysh.workflows.process_document import (
     ProcessDocumentWorkflow,
     workflow_id,
 )
+from heysh.workflows.rebuild_graph import RebuildGraphInput, RebuildGraphWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,19 @@ class Refusal:
 
 NOT_FOUND_DOMAIN = Refusal("NOT_FOUND", "domain not found", "domainId")
 NOT_FOUND_DOCUMENT = Refusal("NOT_FOUND", "document not found", "id")
+NOT_FOUND_RUN = Refusal("NOT_FOUND", "run not found", "id")
+FINISHED = Refusal("INVALID_INPUT", "the run has already finished", "id")
+DOMAIN_NOT_ACTIVE = Refusal("INVALID_INPUT", "the domain is not active", "domainId")
+REBUILDING = Refusal("BUSY", "the domain's graph is being rebuilt; try again when it is ACTIVE")
+
+# A document can start new work only when no run holds it.
+SETTLED = (DocumentStatus.READY, DocumentStatus.FAILED)
+
+# Editors may stop work on documents; stopping work on the domain itself is the owner's call.
+CANCEL_PERMISSION = {
+    "PROCESS_DOCUMENT": Permission.EDIT,
+    "DELETE_DOCUMENT": Permission.EDIT,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class Added:
     document: DocumentRow
     run: RunRow | None
     created: bool
+    removed_nul_characters: int = 0
 
 
 async def read_content(
@@ -95,8 +111,13 @@ async def add_document(
     if refusal:
         return refusal
     domain = await ctx.loaders.domain.load(domain_id)
+    if domain is not None and domain.status is DomainStatus.REBUILDING:
+        return REBUILDING
     if domain is None or domain.status is not DomainStatus.ACTIVE:
-        return Refusal("INVALID_INPUT", "the domain is not active", "domainId")
+        return DOMAIN_NOT_ACTIVE
+    refused = refused_character(title)  # before strip(), which would drop some at the ends
+    if refused:
+        return Refusal("INVALID_INPUT", f"title {refused}", "title")
     title = title.strip()
     if not title or len(title) > settings.max_title_length:
         return Refusal(
@@ -105,32 +126,54 @@ async def add_document(
     data = await read_content(ctx, content, upload)
     if isinstance(data, Refusal):
         return data
+    data, removed = without_nul(data)  # Postgres text cannot hold NUL: store and hash without
     text = decode(data)
     if isinstance(text, Refusal):
         return text
-    content_hash = hashlib.sha256(data).hexdigest()
+    if content is not None and not removed:
+        text = content  # the same characters: keep the request's string, not a second copy
+    content_hash, size_bytes = hashlib.sha256(data).hexdigest(), len(data)
+    del data  # only the text goes on to Postgres; a large upload holds one copy less meanwhile
     document_id = uuid.uuid5(_DOCUMENT_NAMESPACE, f"{domain_id}:{content_hash}")
-    run_id = workflow_id(str(domain_id), content_hash)
-    document, run = await ctx.services.documents.add_document(
-        document_id, domain_id, title, text, content_hash, ctx.user_id, run_id
+    # The document id is derived from the content, so the unique row decides "same content";
+    # each run gets an id of its own, so a delete and re-add starts afresh.
+    run_id = workflow_id(str(domain_id), content_hash, _suffix())
+    added = await ctx.services.documents.add_document(
+        document_id,
+        domain_id,
+        title,
+        text,
+        content_hash,
+        ctx.user_id,
+        run_id,
+        size_bytes=size_bytes,
     )
+    if added is None:
+        return DOMAIN_NOT_ACTIVE  # a deleteDomain won the race since the check above
+    document, run = added
     if run is None:
-        return Added(document, await ctx.loaders.latest_run.load(document.id), created=False)
+        if document.status is DocumentStatus.DELETING:
+            return Refusal("BUSY", "this content is being deleted; add it again after", "content")
+        latest = await ctx.loaders.latest_run.load(document.id)
+        return Added(document, latest, created=False, removed_nul_characters=removed)
     await _start_processing(ctx, document, run_id)
-    return Added(document, run, created=True)
+    return Added(document, run, created=True, removed_nul_characters=removed)
 
 
 async def reprocess_document(ctx: Context, document_id: UUID) -> Added | Refusal:
     document = await _editable_document(ctx, document_id)
     if isinstance(document, Refusal):
         return document
-    if document.status in (DocumentStatus.PENDING, DocumentStatus.PROCESSING):
-        return Refusal("BUSY", "the document is being processed; cancel its run first", "id")
-    run_id = f"{workflow_id(str(document.domain_id), document.content_hash)}-r{_suffix()}"
-    run = await ctx.services.documents.record_run(
-        run_id, document.domain_id, "PROCESS_DOCUMENT", document.id, ctx.user_id
+    run_id = workflow_id(str(document.domain_id), document.content_hash, _suffix())
+    moved = await ctx.services.documents.transition(
+        document.id,
+        SETTLED,
+        DocumentStatus.PENDING,
+        NewRun(run_id, "PROCESS_DOCUMENT", ctx.user_id),
     )
-    await ctx.services.documents.set_status(document.id, DocumentStatus.PENDING)
+    if moved is None:
+        return await _why_not_settled(ctx, document.id)
+    document, run = moved
     await _start_processing(ctx, document, run_id)
     return Added(document, run, created=False)
 
@@ -146,10 +189,10 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
     document = await _editable_document(ctx, document_id)
     if isinstance(document, Refusal):
         return document
-    if document.status in (DocumentStatus.PENDING, DocumentStatus.PROCESSING):
-        return Refusal("BUSY", "the document is being processed; cancel its run first", "id")
     services = ctx.services
     if dry_run:
+        if document.status not in SETTLED:
+            return await _why_not_settled(ctx, document.id)
         impact = await document_impact(
             services.documents,
             services.graph,
@@ -159,34 +202,55 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
         )
         return Deletion(document, impact, None)
     run_id = f"delete-document-{document.id}-{_suffix()}"
-    run = await services.documents.record_run(
-        run_id, document.domain_id, "DELETE_DOCUMENT", document.id, ctx.user_id
+    moved = await services.documents.transition(
+        document.id,
+        SETTLED,
+        DocumentStatus.DELETING,
+        NewRun(run_id, "DELETE_DOCUMENT", ctx.user_id),
     )
-    await services.documents.set_status(document.id, DocumentStatus.DELETING)
-    await _start(
-        services.temporal.start_workflow(
-            DeleteDocumentWorkflow.run,
-            DeleteDocumentInput(str(document.id), str(document.domain_id)),
-            id=run_id,
-            task_queue=services.settings.task_queue,
-        ),
-    )
+    if moved is None:
+        return await _why_not_settled(ctx, document.id)
+    document, run = moved
+    try:
+        await _start(
+            services.temporal.start_workflow(
+                DeleteDocumentWorkflow.run,
+                DeleteDocumentInput(str(document.id), str(document.domain_id)),
+                id=run_id,
+                task_queue=services.settings.task_queue,
+            ),
+        )
+    except StoreError:
+        await services.documents.set_status(
+            document.id,
+            DocumentStatus.FAILED,
+            "could not start the delete workflow; delete it again",
+            expected=[DocumentStatus.DELETING],
+        )
+        raise
     return Deletion(document, None, run)
 
 
 async def cancel_run(ctx: Context, run_id: str) -> RunRow | Refusal:
     run = await ctx.loaders.run.load(run_id)
     if run is None:
-        return Refusal("NOT_FOUND", "run not found", "id")
+        return NOT_FOUND_RUN
     refusal = await _require(
-        ctx, run.domain_id, Permission.EDIT, Refusal("NOT_FOUND", "run not found", "id")
+        ctx, run.domain_id, CANCEL_PERMISSION.get(run.kind, Permission.ADMINISTER), NOT_FOUND_RUN
     )
     if refusal:
         return refusal
+    handle = ctx.services.temporal.get_workflow_handle(run.id)
     try:
-        await ctx.services.temporal.get_workflow_handle(run.id).cancel()
+        # Temporal accepts a cancel request for a closed run and ignores it; say so instead.
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return FINISHED
+        await handle.cancel()
     except RPCError as exc:
-        return Refusal("INVALID_INPUT", f"the run cannot be canceled: {exc.message}", "id")
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return FINISHED
+        log.warning("could not cancel %s: %s", run.id, exc.status)
+        raise StoreError("the workflow service is unavailable") from exc
     return run
 
 
@@ -197,22 +261,65 @@ async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
     if refusal:
         return refusal
     services = ctx.services
-    for other in await services.postgres.run_ids(domain_id):
-        # Stop work that would write into the domain while it is being deleted.
-        with contextlib.suppress(RPCError):  # already closed
-            await services.temporal.get_workflow_handle(other).cancel()
-    await services.postgres.set_domain_status(domain_id, DomainStatus.DELETING)
-    run = await services.documents.record_run(
-        f"delete-domain-{domain_id}-{_suffix()}", domain_id, "DELETE_DOMAIN", domain_id, ctx.user_id
+    # The workflow stops the domain's other runs and waits for them before it purges anything.
+    run = await services.postgres.begin_domain_deletion(
+        domain_id, NewRun(f"delete-domain-{domain_id}-{_suffix()}", "DELETE_DOMAIN", ctx.user_id)
     )
-    await _start(
-        services.temporal.start_workflow(
-            DeleteDomainWorkflow.run,
-            DeleteDomainInput(str(domain_id)),
-            id=run.id,
-            task_queue=services.settings.task_queue,
-        ),
+    if run is None:
+        return Refusal("BUSY", "the domain is already being deleted", "id")
+    try:
+        await _start(
+            services.temporal.start_workflow(
+                DeleteDomainWorkflow.run,
+                DeleteDomainInput(str(domain_id)),
+                id=run.id,
+                task_queue=services.settings.task_queue,
+            ),
+        )
+    except StoreError:
+        await services.postgres.set_domain_status(
+            domain_id,
+            DomainStatus.FAILED,
+            "could not start the delete workflow; delete the domain again",
+            expected=[DomainStatus.DELETING],
+        )
+        raise
+    return run
+
+
+async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
+    refusal = await _require(
+        ctx, domain_id, Permission.ADMINISTER, Refusal("NOT_FOUND", "domain not found", "domainId")
     )
+    if refusal:
+        return refusal
+    services = ctx.services
+    run = await services.postgres.begin_rebuild(
+        domain_id, NewRun(f"rebuild-graph-{domain_id}-{_suffix()}", "REBUILD_GRAPH", ctx.user_id)
+    )
+    if run is None:
+        return Refusal(
+            "BUSY",
+            "the domain must be ACTIVE with no document being processed or deleted",
+            "domainId",
+        )
+    try:
+        await _start(
+            services.temporal.start_workflow(
+                RebuildGraphWorkflow.run,
+                RebuildGraphInput(str(domain_id)),
+                id=run.id,
+                task_queue=services.settings.task_queue,
+            ),
+        )
+    except StoreError:
+        await services.postgres.set_domain_status(
+            domain_id,
+            DomainStatus.ACTIVE,
+            "could not start the graph rebuild; the graph is unchanged",
+            expected=[DomainStatus.REBUILDING],
+        )
+        raise
     return run
 
 
@@ -237,7 +344,10 @@ async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) ->
         )
     except StoreError:
         await ctx.services.documents.set_status(
-            document.id, DocumentStatus.FAILED, "could not start the processing workflow"
+            document.id,
+            DocumentStatus.FAILED,
+            "could not start the processing workflow",
+            expected=[DocumentStatus.PENDING],
         )
         raise
 
@@ -248,7 +358,13 @@ async def _start(starting: Awaitable[object]) -> None:
     except WorkflowAlreadyStartedError:
         return  # a concurrent identical request started it: one run, as intended
     except RPCError as exc:
-        log.exception("could not start a workflow")
+        log.warning("could not start a workflow: %s", exc.status)
+        raise StoreError("the workflow service is unavailable") from exc
+    except RuntimeError as exc:
+        # The api's client connects lazily; an unreachable server shows on first use as this.
+        if "client connect" not in str(exc):
+            raise
+        log.warning("could not start a workflow: the workflow service is unreachable")
         raise StoreError("the workflow service is unavailable") from exc
 
 
@@ -269,6 +385,18 @@ async def _editable_document(ctx: Context, document_id: UUID) -> DocumentRow | R
         return NOT_FOUND_DOCUMENT
     refusal = await _require(ctx, document.domain_id, Permission.EDIT, NOT_FOUND_DOCUMENT)
     return refusal or document
+
+
+async def _why_not_settled(ctx: Context, document_id: UUID) -> Refusal:
+    """Explain a lost transition from what the document is now."""
+    current = await ctx.services.documents.get(document_id)
+    if current is None:
+        return NOT_FOUND_DOCUMENT
+    if current.status is DocumentStatus.DELETING:
+        return Refusal("BUSY", "the document is being deleted", "id")
+    if current.status in SETTLED:
+        return Refusal("BUSY", "the domain is not active", "id")
+    return Refusal("BUSY", "the document is being processed; cancel its run first", "id")
 
 
 def _suffix() -> str:

@@ -37,7 +37,7 @@ class Document(relay.Node):
     id: relay.NodeID[str]
     title: str
     status: DocumentStatus  # type: ignore[valid-type]
-    content_hash: str = strawberry.field(description="SHA-256 of the UTF-8 content, hex.")
+    content_hash: str = strawberry.field(description="SHA-256 of the stored UTF-8 content, hex.")
     size_bytes: int
     created_at: datetime
     processed_at: datetime | None
@@ -115,6 +115,13 @@ class AddDocumentSuccess:
     created: bool = strawberry.field(
         description="False when identical content was already in the domain."
     )
+    removed_nul_characters: int = strawberry.field(
+        default=0,
+        description=(
+            "NUL characters (U+0000) removed from the content before it was stored, as text"
+            " extracted from PDFs often carries them; contentHash is of the stored text."
+        ),
+    )
 
 
 @strawberry.type
@@ -142,6 +149,12 @@ class DeleteDomainSuccess:
     run: WorkflowRun
 
 
+@strawberry.type
+class RebuildGraphSuccess:
+    domain_id: strawberry.ID
+    run: WorkflowRun
+
+
 AddDocumentPayload = Annotated[
     AddDocumentSuccess | UserError, strawberry.union("AddDocumentPayload")
 ]
@@ -157,6 +170,9 @@ CancelWorkflowRunPayload = Annotated[
 DeleteDomainPayload = Annotated[
     DeleteDomainSuccess | UserError, strawberry.union("DeleteDomainPayload")
 ]
+RebuildGraphPayload = Annotated[
+    RebuildGraphSuccess | UserError, strawberry.union("RebuildGraphPayload")
+]
 
 
 @strawberry.type
@@ -170,6 +186,11 @@ class DocumentQueries:
         return document
 
 
+NOT_A_FILE = resolve.Refusal(
+    "INVALID_INPUT", "file must be a file part of a GraphQL multipart request", "file"
+)
+
+
 @strawberry.type
 class DocumentMutations:
     @strawberry.mutation(description="Add text (content) or a file; processing starts at once.")
@@ -177,6 +198,9 @@ class DocumentMutations:
         domain_id = parse_global_uuid(input.domain_id, "Domain")
         if domain_id is None:
             return _user_error(resolve.NOT_FOUND_DOMAIN)
+        if input.file is not None and not callable(getattr(input.file, "read", None)):
+            # JSON variables can put any value where an Upload belongs; only a multipart part reads.
+            return _user_error(NOT_A_FILE)
         result = await resolve.add_document(
             info.context,
             domain_id,
@@ -190,6 +214,7 @@ class DocumentMutations:
             document=Document.from_row(result.document),
             run=await _run(info, result.run),
             created=result.created,
+            removed_nul_characters=result.removed_nul_characters,
         )
 
     @strawberry.mutation(description="Run the pipeline again; the result equals a first run.")
@@ -255,6 +280,21 @@ class DocumentMutations:
             return _user_error(result)
         return DeleteDomainSuccess(
             domain_id=id, run=WorkflowRun.from_state(RunState.queued(result))
+        )
+
+    @strawberry.mutation(
+        description="Re-resolve the domain's entities across all its documents and rewrite its "
+        "graph (owners only); the domain is REBUILDING until the run ends."
+    )
+    async def rebuild_graph(self, info: Info, domain_id: strawberry.ID) -> RebuildGraphPayload:
+        parsed = parse_global_uuid(domain_id, "Domain")
+        if parsed is None:
+            return _user_error(resolve.Refusal("NOT_FOUND", "domain not found", "domainId"))
+        result = await resolve.rebuild_graph(info.context, parsed)
+        if isinstance(result, resolve.Refusal):
+            return _user_error(result)
+        return RebuildGraphSuccess(
+            domain_id=domain_id, run=WorkflowRun.from_state(RunState.queued(result))
         )
 
 

@@ -41,6 +41,16 @@ CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS
 """
 DELETE_DOMAIN_NODE = "MATCH (n:Domain {id: $id}) DETACH DELETE n"
 
+DOMAIN_RELATIONSHIP_WEIGHTS = """
+MATCH (:Entity {domain_id: $id})-[r:RELATED]->()
+RETURN r.id AS id, r.weight AS weight
+"""
+
+DOMAIN_ENTITY_KEYS = """
+MATCH (e:Entity {domain_id: $id})
+RETURN e.id AS id, e.name AS name, e.type AS type
+"""
+
 COUNT_DOMAIN_NODES = "MATCH (d:Domain {id: $id}) RETURN count(d) AS n"
 
 DOMAIN_GRAPH_COUNTS = """
@@ -76,54 +86,45 @@ SET c.domain_id = $domain_id, c.document_id = $document_id, c.index = row.index,
 MERGE (d)-[:HAS_CHUNK]->(c)
 """
 
+# An entity is created only with a mention: when the chunks are gone (the document was deleted
+# under a late write), the row matches nothing and no orphan entity appears.
 MERGE_ENTITIES = """
 UNWIND $rows AS row
+CALL (row) {
+  UNWIND row.chunk_ids AS chunk_id
+  MATCH (c:Chunk {id: chunk_id})
+  RETURN collect(c) AS found
+}
+// Filtering the domain here, not in the MATCH, keeps the planner on the unique id index
+// (with both predicates it scanned every chunk for each row).
+WITH row, [c IN found WHERE c.domain_id = $domain_id] AS chunks
+WHERE size(chunks) > 0
 MERGE (e:Entity {id: row.id})
 ON CREATE SET e.domain_id = $domain_id, e.name = row.name, e.type = row.type,
               e.description = row.description
-WITH e, row
-UNWIND row.chunk_ids AS chunk_id
-MATCH (c:Chunk {id: chunk_id})
-MERGE (c)-[:MENTIONS]->(e)
+FOREACH (c IN chunks | MERGE (c)-[:MENTIONS]->(e))
 """
 
-# Evidence is a set of chunk ids: re-adding a document's evidence is a no-op, so weights are
-# exact under retries. weight = the number of supporting chunks.
+# The weight is the total computed from the evidence rows in Postgres, set absolutely: a retried
+# or concurrent write converges on the same value. (`evidence`, a list older graphs carried on the
+# edge, is dropped on the way.)
 MERGE_RELATIONS = """
 UNWIND $rows AS row
 MATCH (a:Entity {id: row.source}), (b:Entity {id: row.target})
 MERGE (a)-[r:RELATED {type: row.type}]->(b)
-ON CREATE SET r.id = row.id, r.evidence = []
-SET r.evidence = [x IN r.evidence WHERE NOT x IN row.evidence] + row.evidence
-SET r.weight = size(r.evidence)
+ON CREATE SET r.id = row.id
+SET r.weight = row.weight
+REMOVE r.evidence
 """
 
-# Removing a document: its own rows say exactly which evidence it contributed.
-RELATION_IMPACT = """
+# Withdrawing a document: the weight its evidence leaves; a relationship with none left goes.
+SET_RELATION_WEIGHTS = """
 UNWIND $rows AS row
 MATCH (:Entity {id: row.source})-[r:RELATED {type: row.type}]->(:Entity {id: row.target})
-WITH r, size([x IN r.evidence WHERE NOT x IN row.evidence]) AS remaining
-RETURN sum(CASE WHEN remaining = 0 THEN 1 ELSE 0 END) AS deleted,
-       sum(CASE WHEN remaining > 0 AND remaining < size(r.evidence) THEN 1 ELSE 0 END) AS weakened
-"""
-
-STRIP_RELATION_EVIDENCE = """
-UNWIND $rows AS row
-MATCH (:Entity {id: row.source})-[r:RELATED {type: row.type}]->(:Entity {id: row.target})
-SET r.evidence = [x IN r.evidence WHERE NOT x IN row.evidence]
-SET r.weight = size(r.evidence)
+SET r.weight = row.weight
+REMOVE r.evidence
 WITH r WHERE r.weight = 0
 DELETE r
-"""
-
-ENTITIES_ONLY_IN_DOCUMENT = """
-UNWIND $entity_ids AS id
-MATCH (e:Entity {id: id})
-WHERE NOT EXISTS {
-  MATCH (c:Chunk)-[:MENTIONS]->(e) WHERE c.document_id <> $document_id
-}
-RETURN e.id AS id, e.name AS name, e.type AS type
-ORDER BY e.name
 """
 
 DELETE_DOCUMENT_CHUNKS = """

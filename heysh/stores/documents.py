@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import RunRow, fetch_rows
+from heysh.stores.postgres import NewRun, RunRow, fetch_rows, insert_run
 
 _Row = TypeVar("_Row")
+# Messages larger than this go over a connection of their own (see _connection_for).
+_LARGE_MESSAGE_BYTES = 1024 * 1024
 
 
 class DocumentStatus(StrEnum):
@@ -84,12 +88,27 @@ class RelationRow:
     evidence: list[UUID]
 
 
+@dataclass(frozen=True)
+class RelationWeight:
+    source_id: UUID
+    target_id: UUID
+    type: str
+    weight: int  # chunks stating it, summed over the domain's documents
+
+
+@dataclass(frozen=True)
+class WithdrawalImpact:
+    relationships_deleted: int
+    relationships_weakened: int
+    entities_deleted: int
+    entity_names: list[str]  # the first ``names`` of them, by name
+
+
 _DOCUMENT_COLUMNS = (
     "d.id, d.domain_id, d.title, d.content_hash, d.size_bytes, d.status, d.error,"
     " d.chunk_count, d.entity_count, d.relationship_count, d.created_by, d.created_at,"
     " d.processed_at"
 )
-_RUN_COLUMNS = "id, domain_id, kind, subject_id, started_by, created_at"
 
 
 class DocumentStore:
@@ -107,57 +126,102 @@ class DocumentStore:
         content_hash: str,
         created_by: UUID,
         run_id: str,
-    ) -> tuple[DocumentRow, RunRow | None]:
+        *,
+        size_bytes: int | None = None,
+    ) -> tuple[DocumentRow, RunRow | None] | None:
         """Insert the document and its first run; an identical one in the domain wins instead.
 
-        Returns the document and, when this call created it, its run (else None).
+        Returns the document and, when this call created it, its run (else None); None when the
+        domain is not ACTIVE. The domain row is share-locked, so a concurrent deleteDomain either
+        sees this document's run or this insert sees the domain DELETING. ``size_bytes`` is the
+        content's UTF-8 length when the caller knows it (saves encoding a large text once more).
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        if size_bytes is None:
+            size_bytes = len(content.encode())
+        async with self._connection_for(size_bytes) as conn, conn.transaction():
             async with conn.cursor(row_factory=class_row(DocumentRow)) as cur:
                 await cur.execute(
-                    "insert into heysh.documents as d (id, domain_id, title, content, content_hash,"
-                    " size_bytes, created_by) values (%s, %s, %s, %s, %s, %s, %s)"
+                    "with domain as (select id from heysh.domains"
+                    "   where id = %s and status = 'ACTIVE' for share)"
+                    " insert into heysh.documents as d (id, domain_id, title, content,"
+                    " content_hash, size_bytes, created_by)"
+                    " select %s, domain.id, %s, %s, %s, %s, %s from domain"
                     " on conflict (domain_id, content_hash) do nothing"
                     f" returning {_DOCUMENT_COLUMNS}",
                     (
-                        document_id,
                         domain_id,
+                        document_id,
                         title,
                         content,
                         content_hash,
-                        len(content.encode()),
+                        size_bytes,
                         created_by,
                     ),
                 )
                 created = await cur.fetchone()
             if created is not None:
-                async with conn.cursor(row_factory=class_row(RunRow)) as cur:
-                    await cur.execute(
-                        "insert into heysh.workflow_runs (id, domain_id, kind, subject_id,"
-                        " started_by) values (%s, %s, 'PROCESS_DOCUMENT', %s, %s)"
-                        f" returning {_RUN_COLUMNS}",
-                        (run_id, domain_id, document_id, created_by),
-                    )
-                    run = await cur.fetchone()
+                run = await insert_run(
+                    conn, run_id, domain_id, "PROCESS_DOCUMENT", document_id, created_by
+                )
                 return created, run
         existing = await self._fetch(
             DocumentRow,
             f"select {_DOCUMENT_COLUMNS} from heysh.documents d"
+            " join heysh.domains m on m.id = d.domain_id and m.status = 'ACTIVE'"
             " where d.domain_id = %s and d.content_hash = %s",
             (domain_id, content_hash),
         )
-        return existing[0], None
+        return (existing[0], None) if existing else None
 
-    async def record_run(
-        self, run_id: str, domain_id: UUID, kind: str, subject_id: UUID, started_by: UUID
-    ) -> RunRow:
-        rows = await self._fetch(
-            RunRow,
-            "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
-            f" values (%s, %s, %s, %s, %s) returning {_RUN_COLUMNS}",
-            (run_id, domain_id, kind, subject_id, started_by),
-        )
-        return rows[0]
+    @asynccontextmanager
+    async def _connection_for(self, message_bytes: int) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection, or for a message over _LARGE_MESSAGE_BYTES one of its own.
+
+        libpq keeps its send buffer as large as the largest message it has sent, so a pooled
+        connection that sent a document would hold that much memory for good.
+        """
+        if message_bytes <= _LARGE_MESSAGE_BYTES:
+            async with self._pool.connection() as conn:
+                yield conn
+            return
+        conninfo, kwargs = self._pool.conninfo, self._pool.kwargs
+        assert isinstance(conninfo, str)  # as create_pool makes the pool
+        assert isinstance(kwargs, dict)
+        async with await AsyncConnection.connect(conninfo, **kwargs) as conn:
+            yield conn
+
+    async def transition(
+        self,
+        document_id: UUID,
+        allowed: Sequence[DocumentStatus],
+        to: DocumentStatus,
+        run: NewRun,
+    ) -> tuple[DocumentRow, RunRow] | None:
+        """Move the document to ``to`` and record the run that does it, in one statement each.
+
+        Only from a status in ``allowed`` and only while its domain is ACTIVE: of two concurrent
+        calls exactly one wins, and None tells the loser.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            async with conn.cursor(row_factory=class_row(DocumentRow)) as cur:
+                await cur.execute(
+                    "with domain as (select m.id from heysh.domains m"
+                    "   join heysh.documents x on x.domain_id = m.id"
+                    "   where x.id = %s and m.status = 'ACTIVE' for share of m)"
+                    " update heysh.documents as d set status = %s, error = null,"
+                    " updated_at = now() from domain"
+                    " where d.id = %s and d.domain_id = domain.id"
+                    " and d.status::text = any(%s::text[])"
+                    f" returning {_DOCUMENT_COLUMNS}",
+                    (document_id, to.value, document_id, [s.value for s in allowed]),
+                )
+                document = await cur.fetchone()
+            if document is None:
+                return None
+            row = await insert_run(
+                conn, run.id, document.domain_id, run.kind, document_id, run.started_by
+            )
+            return document, row
 
     async def get(self, document_id: UUID) -> DocumentRow | None:
         rows = await self._fetch(
@@ -193,6 +257,28 @@ class DocumentStore:
             )
             return [row[0] for row in await cur.fetchall()]
 
+    async def ids_page(
+        self, domain_id: UUID, status: DocumentStatus, after: UUID | None, size: int
+    ) -> list[UUID]:
+        """The domain's documents in ``status``, in id order, a page at a time."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "select id from heysh.documents where domain_id = %s and status = %s"
+                " and (%s::uuid is null or id > %s) order by id limit %s",
+                (domain_id, status.value, after, after, size),
+            )
+            return [row[0] for row in await cur.fetchall()]
+
+    async def set_resolution_counts(
+        self, document_id: UUID, entities: int, relationships: int
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "update heysh.documents set entity_count = %s, relationship_count = %s,"
+                " updated_at = now() where id = %s",
+                (entities, relationships, document_id),
+            )
+
     async def content(self, document_id: UUID) -> str | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -207,8 +293,13 @@ class DocumentStore:
         status: DocumentStatus,
         error: str | None = None,
         counts: tuple[int, int, int] | None = None,
+        *,
+        expected: Sequence[DocumentStatus] | None = None,
     ) -> bool:
+        """Set the status; with ``expected``, only from one of those (a run owns the document
+        only while it holds one of its run's statuses, so a late write never undoes another's)."""
         chunk_count, entity_count, relationship_count = counts or (None, None, None)
+        allowed = [s.value for s in expected] if expected is not None else None
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "update heysh.documents set status = %s, error = %s, updated_at = now(),"
@@ -216,7 +307,8 @@ class DocumentStore:
                 " entity_count = coalesce(%s, entity_count),"
                 " relationship_count = coalesce(%s, relationship_count),"
                 " processed_at = case when %s = 'READY' then now() else processed_at end"
-                " where id = %s",
+                " where id = %s"
+                " and (%s::text[] is null or status::text = any(%s::text[]))",
                 (
                     status.value,
                     error,
@@ -225,7 +317,23 @@ class DocumentStore:
                     relationship_count,
                     status.value,
                     document_id,
+                    allowed,
+                    allowed,
                 ),
+            )
+            return cur.rowcount == 1
+
+    async def begin_processing(self, document_id: UUID) -> bool:
+        """PENDING (or PROCESSING, on a retry) to PROCESSING, only while the domain is ACTIVE."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "with domain as (select m.id from heysh.domains m"
+                "   join heysh.documents x on x.domain_id = m.id"
+                "   where x.id = %s and m.status = 'ACTIVE' for share of m)"
+                " update heysh.documents d set status = 'PROCESSING', updated_at = now()"
+                " from domain where d.id = %s and d.domain_id = domain.id"
+                " and d.status in ('PENDING', 'PROCESSING')",
+                (document_id, document_id),
             )
             return cur.rowcount == 1
 
@@ -236,29 +344,28 @@ class DocumentStore:
 
     # --- pipeline intermediates ----------------------------------------------------------------
 
-    async def replace_chunks(self, document_id: UUID, chunks: Sequence[NewChunk]) -> None:
-        """Forget every earlier intermediate of this document, then store its chunks."""
-        async with self._pool.connection() as conn, conn.transaction():
-            await self._forget(conn, document_id)
-            async with (
-                conn.cursor() as cur,
-                cur.copy(
-                    "copy heysh.chunks (document_id, chunk_index, id, start_offset, end_offset,"
-                    " token_count, text) from stdin"
-                ) as copy,
-            ):
-                for chunk in chunks:
-                    await copy.write_row(
-                        (
-                            document_id,
-                            chunk.index,
-                            chunk.id,
-                            chunk.start,
-                            chunk.end,
-                            chunk.token_count,
-                            chunk.text,
-                        )
+    async def append_chunks(self, document_id: UUID, chunks: Sequence[NewChunk]) -> None:
+        """Store a batch of chunks (after ``forget_intermediates`` cleared an earlier run's)."""
+        async with (
+            self._pool.connection() as conn,
+            conn.cursor() as cur,
+            cur.copy(
+                "copy heysh.chunks (document_id, chunk_index, id, start_offset, end_offset,"
+                " token_count, text) from stdin"
+            ) as copy,
+        ):
+            for chunk in chunks:
+                await copy.write_row(
+                    (
+                        document_id,
+                        chunk.index,
+                        chunk.id,
+                        chunk.start,
+                        chunk.end,
+                        chunk.token_count,
+                        chunk.text,
                     )
+                )
 
     async def forget_intermediates(self, document_id: UUID) -> None:
         async with self._pool.connection() as conn, conn.transaction():
@@ -304,15 +411,6 @@ class DocumentStore:
                 [(Jsonb(data), document_id, index) for index, data in extractions],
             )
 
-    async def extractions(self, document_id: UUID) -> list[tuple[UUID, dict[str, Any] | None]]:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "select id, extraction from heysh.chunks where document_id = %s"
-                " order by chunk_index",
-                (document_id,),
-            )
-            return [(row[0], row[1]) for row in await cur.fetchall()]
-
     async def replace_resolution(
         self,
         document_id: UUID,
@@ -344,20 +442,147 @@ class DocumentStore:
                             (document_id, r.source_id, r.target_id, r.type, r.evidence)
                         )
 
-    async def entity_rows(self, document_id: UUID, offset: int, limit: int) -> list[EntityRow]:
-        return await self._fetch(
+    async def entity_pages(self, document_id: UUID, size: int) -> AsyncIterator[list[EntityRow]]:
+        """The document's resolved entities, ``size`` at a time, in id order (keyset paging)."""
+        after: UUID | None = None
+        while page := await self._fetch(
             EntityRow,
             "select entity_id, name, type, description, chunk_ids from heysh.document_entities"
-            " where document_id = %s order by entity_id offset %s limit %s",
-            (document_id, offset, limit),
-        )
+            " where document_id = %s and (%s::uuid is null or entity_id > %s)"
+            " order by entity_id limit %s",
+            (document_id, after, after, size),
+        ):
+            yield page
+            after = page[-1].entity_id
 
-    async def relation_rows(self, document_id: UUID, offset: int, limit: int) -> list[RelationRow]:
+    async def relation_pages(
+        self, document_id: UUID, size: int
+    ) -> AsyncIterator[list[RelationRow]]:
+        """The document's resolved relations, ``size`` at a time, in key order (keyset paging)."""
+        after: tuple[UUID, UUID, str] | None = None
+        while page := await self.relation_page(document_id, after, size):
+            yield page
+            last = page[-1]
+            after = (last.source_id, last.target_id, last.type)
+
+    async def relation_page(
+        self, document_id: UUID, after: tuple[UUID, UUID, str] | None, size: int
+    ) -> list[RelationRow]:
         return await self._fetch(
             RelationRow,
             "select source_id, target_id, type, evidence from heysh.document_relations"
-            " where document_id = %s order by source_id, target_id, type offset %s limit %s",
-            (document_id, offset, limit),
+            " where document_id = %s"
+            " and (%s::boolean or (source_id, target_id, type) > (%s::uuid, %s::uuid, %s::text))"
+            " order by source_id, target_id, type limit %s",
+            (document_id, after is None, *(after or (None, None, None)), size),
+        )
+
+    async def chunk_pages(
+        self, document_id: UUID, size: int, *, with_embedding: bool = False
+    ) -> AsyncIterator[list[ChunkRow]]:
+        start = 0
+        while page := await self.chunks(
+            document_id, start, start + size, with_embedding=with_embedding
+        ):
+            yield page
+            start = page[-1].chunk_index + 1
+
+    async def extraction_pages(
+        self, document_id: UUID, size: int
+    ) -> AsyncIterator[list[tuple[UUID, dict[str, Any] | None]]]:
+        """(chunk id, extraction or None) in chunk order, ``size`` chunks at a time."""
+        start = 0
+        while True:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "select chunk_index, id, extraction from heysh.chunks"
+                    " where document_id = %s and chunk_index >= %s"
+                    " order by chunk_index limit %s",
+                    (document_id, start, size),
+                )
+                rows = await cur.fetchall()
+            if not rows:
+                return
+            yield [(row[1], row[2]) for row in rows]
+            start = rows[-1][0] + 1
+
+    @asynccontextmanager
+    async def relation_weights(
+        self,
+        domain_id: UUID,
+        document_id: UUID,
+        rows: Sequence[RelationRow],
+        *,
+        withdrawing: bool,
+    ) -> AsyncIterator[list[RelationWeight]]:
+        """The domain-wide weight of each relation in ``rows``, held while the caller writes it.
+
+        A per-domain advisory lock is held until the block ends, so two documents writing the
+        same relationship cannot interleave read and write and leave a stale weight. When
+        ``withdrawing``, the document's own evidence is left out, and its rows for these relations
+        are deleted when the block succeeds: a withdrawal cut short simply runs again.
+        """
+        keys = (
+            [r.source_id for r in rows],
+            [r.target_id for r in rows],
+            [r.type for r in rows],
+        )
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (str(domain_id),))
+            async with conn.cursor(row_factory=class_row(RelationWeight)) as cur:
+                await cur.execute(
+                    "select k.source_id, k.target_id, k.type,"
+                    " coalesce(sum(cardinality(r.evidence)), 0)::int as weight"
+                    " from unnest(%s::uuid[], %s::uuid[], %s::text[])"
+                    "  as k(source_id, target_id, type)"
+                    " left join heysh.document_relations r on r.source_id = k.source_id"
+                    "  and r.target_id = k.target_id and r.type = k.type"
+                    "  and (not %s or r.document_id <> %s)"
+                    " group by k.source_id, k.target_id, k.type",
+                    (*keys, withdrawing, document_id),
+                )
+                weights = await cur.fetchall()
+            yield weights
+            if withdrawing:
+                await conn.execute(
+                    "delete from heysh.document_relations r using"
+                    " unnest(%s::uuid[], %s::uuid[], %s::text[]) as k(source_id, target_id, type)"
+                    " where r.document_id = %s and r.source_id = k.source_id"
+                    " and r.target_id = k.target_id and r.type = k.type",
+                    (*keys, document_id),
+                )
+
+    async def withdrawal_impact(self, document_id: UUID, names: int) -> WithdrawalImpact:
+        """What withdrawing the document's journal would change, from the journal alone."""
+        async with self._pool.connection() as conn, conn.transaction():
+            # Bounded work inside a request: a dry run on a huge document stops, it does not hang.
+            await conn.execute("set local statement_timeout = '10s'")
+            cur = await conn.execute(
+                "select count(*) filter (where remaining = 0),"
+                " count(*) filter (where remaining > 0)"
+                " from (select (select coalesce(sum(cardinality(o.evidence)), 0)"
+                "   from heysh.document_relations o where o.source_id = r.source_id"
+                "   and o.target_id = r.target_id and o.type = r.type"
+                "   and o.document_id <> r.document_id) as remaining"
+                "  from heysh.document_relations r where r.document_id = %s) as x",
+                (document_id,),
+            )
+            relations = await cur.fetchone()
+            cur = await conn.execute(
+                "select e.name, count(*) over () from heysh.document_entities e"
+                " where e.document_id = %s and not exists (select 1"
+                "  from heysh.document_entities o where o.entity_id = e.entity_id"
+                "  and o.document_id <> e.document_id)"
+                " order by e.name limit %s",
+                (document_id, max(names, 1)),
+            )
+            entities = await cur.fetchall()
+        assert relations is not None
+        return WithdrawalImpact(
+            relationships_deleted=int(relations[0]),
+            relationships_weakened=int(relations[1]),
+            entities_deleted=int(entities[0][1]) if entities else 0,
+            entity_names=[row[0] for row in entities[:names]],
         )
 
     async def resolution_counts(self, document_id: UUID) -> tuple[int, int]:

@@ -1,11 +1,12 @@
-"""CreateDomain: graph node → Weaviate tenant → ACTIVE, compensating on failure."""
+"""CreateDomain: graph node → Weaviate tenant → ACTIVE, compensating on failure or cancel."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
@@ -13,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from heysh.workflows.progress import RunOutput, RunProgress
 
 STEPS = ["graph", "vectors", "activate"]
+CANCELED = "creation canceled"
 
 
 @dataclass
@@ -43,13 +45,16 @@ class CreateDomainWorkflow:
             progress.finish("vectors", now(), "domain tenant created in Weaviate")
             progress.begin("activate", now())
             await run_activity(
-                DomainActivities.set_domain_status, DomainStatusChange(request.domain_id, "ACTIVE")
+                DomainActivities.set_domain_status,
+                DomainStatusChange(request.domain_id, "ACTIVE", expected=["CREATING"]),
             )
             progress.finish("activate", now(), "domain is active")
             progress.complete(now())
-        except ActivityError as err:
-            reason = await self._compensate(ref, readable_failure(progress.stage, err))
-            progress.fail(reason, now())
+        except (ActivityError, asyncio.CancelledError) as err:
+            canceled = is_cancelled_exception(err)
+            reason = CANCELED if canceled else readable_failure(progress.stage, err)
+            reason = await self._compensate(ref, reason)
+            progress.fail(reason, now(), canceled=canceled)
         return RunOutput(progress.status, progress)
 
     async def _compensate(self, ref: DomainRef, reason: str) -> str:
@@ -62,9 +67,10 @@ class CreateDomainWorkflow:
                 leftovers.append(readable_failure("cleanup", err))
         if leftovers:
             reason = f"{reason} (cleanup incomplete: {'; '.join(leftovers)})"
+        # Only from CREATING: a deleteDomain that canceled this run owns the domain now.
         await run_activity(
             DomainActivities.set_domain_status,
-            DomainStatusChange(ref.domain_id, "FAILED", reason),
+            DomainStatusChange(ref.domain_id, "FAILED", reason, expected=["CREATING"]),
         )
         return reason
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.documents import DocumentActivities, DocumentRef, DocumentStatusChange
@@ -17,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
 STEPS = ["impact", "withdraw", "metadata"]
 HEARTBEAT = timedelta(seconds=20)
 LONG = timedelta(minutes=30)
+IMPACT = timedelta(minutes=2)  # a few bounded queries
+CANCELED = "deletion canceled part-way; delete it again, or reprocess it to rebuild it"
 
 
 @dataclass
@@ -41,7 +44,7 @@ class DeleteDocumentWorkflow:
         summary: dict[str, int] = {}
         try:
             progress.begin("impact", now())
-            impact = await run_activity(DocumentActivities.document_impact, ref, limit=LONG)
+            impact = await run_activity(DocumentActivities.document_impact, ref, limit=IMPACT)
             summary = {k: v for k, v in dataclasses.asdict(impact).items() if isinstance(v, int)}
             progress.finish("impact", now())
             progress.begin("withdraw", now())
@@ -53,11 +56,12 @@ class DeleteDocumentWorkflow:
             await run_activity(DocumentActivities.delete_document_metadata, ref)
             progress.finish("metadata", now())
             progress.complete(now())
-        except ActivityError as err:
-            reason = readable_failure(progress.stage, err)
+        except (ActivityError, asyncio.CancelledError) as err:
+            canceled = is_cancelled_exception(err)
+            reason = CANCELED if canceled else readable_failure(progress.stage, err)
             await run_activity(
                 DocumentActivities.set_document_status,
-                DocumentStatusChange(request.document_id, "FAILED", reason),
+                DocumentStatusChange(request.document_id, "FAILED", reason, expected=["DELETING"]),
             )
-            progress.fail(reason, now())
+            progress.fail(reason, now(), canceled=canceled)
         return RunOutput(progress.status, progress, summary)

@@ -1,20 +1,28 @@
-"""DeleteDomain: the domain and everything derived from it, in all three stores."""
+"""DeleteDomain: stop the domain's other runs, then remove everything in all three stores."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
+    from heysh.activities.domains import (
+        DomainActivities,
+        DomainRef,
+        DomainStatusChange,
+        StopRuns,
+    )
     from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
 
-STEPS = ["vectors", "graph", "metadata"]
+STEPS = ["stop", "vectors", "graph", "metadata"]
 LONG = timedelta(minutes=30)
+HEARTBEAT = timedelta(seconds=20)
+CANCELED = "deletion canceled part-way; delete the domain again to finish"
 
 
 @dataclass
@@ -36,6 +44,14 @@ class DeleteDomainWorkflow:
         progress = self._progress = RunProgress.planned("DELETE_DOMAIN", STEPS, now())
         ref = DomainRef(request.domain_id)
         try:
+            progress.begin("stop", now())
+            stopped = await run_activity(
+                DomainActivities.stop_domain_runs,
+                StopRuns(request.domain_id, workflow.info().workflow_id),
+                limit=LONG,
+                heartbeat=HEARTBEAT,
+            )
+            progress.finish("stop", now(), f"{stopped.stopped} other run(s) stopped")
             progress.begin("vectors", now())
             await run_activity(DomainActivities.delete_vector_tenant, ref, limit=LONG)
             progress.finish("vectors", now(), "Weaviate tenant deleted")
@@ -46,11 +62,12 @@ class DeleteDomainWorkflow:
             await run_activity(DomainActivities.delete_domain_metadata, ref)
             progress.finish("metadata", now())
             progress.complete(now())
-        except ActivityError as err:
-            reason = readable_failure(progress.stage, err)
+        except (ActivityError, asyncio.CancelledError) as err:
+            canceled = is_cancelled_exception(err)
+            reason = CANCELED if canceled else readable_failure(progress.stage, err)
             await run_activity(
                 DomainActivities.set_domain_status,
-                DomainStatusChange(request.domain_id, "FAILED", reason),
+                DomainStatusChange(request.domain_id, "FAILED", reason, expected=["DELETING"]),
             )
-            progress.fail(reason, now())
+            progress.fail(reason, now(), canceled=canceled)
         return RunOutput(progress.status, progress)

@@ -11,19 +11,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.documents import (
+        SUPERSEDED,
         ChunkRange,
         DocumentActivities,
         DocumentRef,
         DocumentStatusChange,
     )
-    from heysh.workflows.common import now, readable_failure, run_activity
+    from heysh.workflows.common import failure_type, now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
 
 STEPS = ["chunk", "embed", "index", "extract", "resolve", "graph"]
+# The statuses this run holds the document in; its final write applies only from one of them.
+HELD = ["PENDING", "PROCESSING"]
 HEARTBEAT = timedelta(seconds=20)
 LONG = timedelta(minutes=30)
 
@@ -39,9 +42,9 @@ class ProcessDocumentInput:
     extract_concurrency: int = 4
 
 
-def workflow_id(domain_id: str, content_hash: str) -> str:
-    """Derived from (domain, content): adding the same content twice finds the same run."""
-    return f"process-document-{domain_id}-{content_hash[:40]}"
+def workflow_id(domain_id: str, content_hash: str, suffix: str) -> str:
+    """Names the content it processes; the suffix makes each run (first, re-add, reprocess) new."""
+    return f"process-document-{domain_id}-{content_hash[:40]}-{suffix}"
 
 
 @workflow.defn(name="ProcessDocument")
@@ -109,16 +112,19 @@ class ProcessDocumentWorkflow:
                     chunks=total,
                     entities=written.entities,
                     relationships=written.relationships,
+                    expected=HELD,
                 ),
             )
             progress.complete(now())
-        except ActivityError as err:
-            reason = readable_failure(progress.stage, err)
-            await self._withdraw(ref, reason)
-            progress.fail(reason, now())
-        except asyncio.CancelledError:
-            await self._withdraw(ref, "canceled")
-            progress.fail("canceled", now(), canceled=True)
+        except (ActivityError, asyncio.CancelledError) as err:
+            canceled = is_cancelled_exception(err)
+            reason = "canceled" if canceled else readable_failure(progress.stage, err)
+            if failure_type(err) == SUPERSEDED:
+                # The document was deleted or its domain is going: nothing of ours to withdraw.
+                progress.fail(reason, now())
+            else:
+                await self._withdraw(ref, reason)
+                progress.fail(reason, now(), canceled=canceled)
         return RunOutput(progress.status, progress, summary)
 
     async def _batches(
@@ -149,7 +155,16 @@ class ProcessDocumentWorkflow:
                 )
                 progress.advance(stage, outcome.processed)
 
-        await asyncio.gather(*(one(start) for start in range(0, total, max(1, size))))
+        batches = [asyncio.create_task(one(start)) for start in range(0, total, max(1, size))]
+        try:
+            await asyncio.gather(*batches)
+        except BaseException:
+            # Stop every sibling and wait until each has stopped writing before anyone withdraws:
+            # a batch still queued on the semaphore would otherwise start after the purge.
+            for batch in batches:
+                batch.cancel()
+            await asyncio.gather(*batches, return_exceptions=True)
+            raise
         progress.finish(stage, now(), f"{stage}: {total} chunks")
 
     async def _withdraw(self, ref: DocumentRef, reason: str) -> None:
@@ -162,5 +177,5 @@ class ProcessDocumentWorkflow:
             reason = f"{reason} (cleanup incomplete: {readable_failure('cleanup', err)})"
         await run_activity(
             DocumentActivities.set_document_status,
-            DocumentStatusChange(ref.document_id, "FAILED", reason),
+            DocumentStatusChange(ref.document_id, "FAILED", reason, expected=HELD),
         )

@@ -13,57 +13,21 @@ import pytest
 from heysh.local.users import user_id_for
 from heysh.services import Services
 from tests.support.documents import (
+    CANCEL,
+    DELETE,
     DOCUMENT,
+    REPROCESS,
     active_domain,
     add_document,
     fixture_text,
     raw_id,
+    ready_document,
+    store_counts,
     wait_document,
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
 
 pytestmark = pytest.mark.integration
-
-DELETE = """
-mutation($id: ID!, $dryRun: Boolean) { deleteDocument(id: $id, dryRun: $dryRun) {
-  __typename
-  ... on DeleteDocumentSuccess { dryRun run { id } impact {
-      chunks vectors entitiesDeleted relationshipsDeleted relationshipsWeakened entityNames } }
-  ... on UserError { code message } } }
-"""
-REPROCESS = """
-mutation($id: ID!) { reprocessDocument(id: $id) {
-  __typename ... on ReprocessDocumentSuccess { run { id } } ... on UserError { code message } } }
-"""
-CANCEL = """
-mutation($id: ID!) { cancelWorkflowRun(id: $id) {
-  __typename ... on CancelWorkflowRunSuccess { run { id status } }
-  ... on UserError { code message } } }
-"""
-
-
-async def store_counts(services: Services, domain_gid: str) -> dict[str, int]:
-    domain_id = raw_id(domain_gid)
-    graph = await services.graph.domain_counts(domain_id)
-    return {
-        "documents": graph.documents,
-        "chunks": graph.chunks,
-        "entities": graph.entities,
-        "mentions": graph.mentions,
-        "relationships": graph.relationships,
-        "weight": graph.total_weight,
-        "vectors": await services.vectors.count_tenant(domain_id),
-    }
-
-
-async def ready_document(
-    api: GraphQLClient, user: str, domain_id: str, name: str
-) -> dict[str, Any]:
-    added = await add_document(api, user, domain_id, name, fixture_text(name))
-    assert added["__typename"] == "AddDocumentSuccess", added
-    document = await wait_document(api, user, added["document"]["id"])
-    assert document["status"] == "READY", document
-    return document
 
 
 async def test_document_becomes_ready_with_matching_chunks_vectors_and_graph(

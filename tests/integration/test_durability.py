@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -13,24 +13,20 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
-from temporalio.worker import Worker
 
 from heysh.config import Settings
 from heysh.local.stack import LocalStack
-from heysh.local.users import user_id_for
 from heysh.pipeline.embedding import OpenAIEmbedder
 from heysh.pipeline.extraction import LlmExtractor
 from heysh.services import Services
-from heysh.worker import WORKFLOWS, build_document_activities
-from heysh.workflows.process_document import ProcessDocumentInput, ProcessDocumentWorkflow
-from heysh.workflows.progress import RunOutput, RunStatus
-from tests.integration.test_documents import store_counts
+from heysh.worker import build_document_activities, build_worker
 from tests.support.documents import (
     DOCUMENT,
     active_domain,
     add_document,
     fixture_text,
     raw_id,
+    store_counts,
     wait_document,
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
@@ -104,74 +100,81 @@ async def test_killed_worker_mid_run_is_replaced_and_counts_match_an_uninterrupt
 
 
 async def test_five_megabyte_document_completes_with_small_history_events(
-    api: GraphQLClient, services: Services
+    settings: Settings, services: Services
 ) -> None:
     # Embeddings come from the OpenAI embedder against a local OpenAI-compatible server, so the
     # test measures the pipeline's handling of size rather than MiniLM's CPU time.
-    domain = await active_domain(api, "kim", "Big document")
     text = long_text(2000)
     while len(text.encode()) < 5 * 1024 * 1024:
         text += "\n\n" + text[: 1024 * 1024]
-    content_hash = hashlib.sha256(text.encode()).hexdigest()
-    document_id = uuid.uuid4()
-    run_id = f"big-{uuid.uuid4()}"
-    _, first_run = await services.documents.add_document(
-        document_id,
-        uuid.UUID(raw_id(domain)),
-        "five megabytes",
-        text,
-        content_hash,
-        uuid.UUID(user_id_for("kim")),
-        run_id,
-    )
-    assert first_run is not None
-
+    queue = f"big-{uuid.uuid4().hex[:8]}"
     with OpenAIServer() as server:
         client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=2)
         activities = build_document_activities(
             services, embedder=OpenAIEmbedder(client, dimensions=384)
         )
-        queue = f"big-{uuid.uuid4().hex[:8]}"
-        async with Worker(
-            services.temporal,
-            task_queue=queue,
-            workflows=WORKFLOWS,
-            activities=activities.all(),
-            max_concurrent_activities=8,
+        async with (
+            gateway(settings.model_copy(update={"task_queue": queue})) as api,
+            build_worker(services, task_queue=queue, documents=activities),
         ):
-            output: RunOutput = await services.temporal.execute_workflow(
-                ProcessDocumentWorkflow.run,
-                ProcessDocumentInput(str(document_id), raw_id(domain), "five megabytes"),
-                id=run_id,
-                task_queue=queue,
-            )
-    assert output.status is RunStatus.COMPLETED, output.progress.error
-    stored = await services.documents.get(document_id)
-    assert stored is not None
-    assert stored.status == "READY"
-    assert stored.size_bytes >= 5 * 1024 * 1024
-    assert stored.chunk_count == output.summary["chunks"] > 5000
+            domain = await active_domain(api, "kim", "Big document")
+            added = await add_document(api, "kim", domain, "five megabytes", text)
+            assert added["__typename"] == "AddDocumentSuccess", added
+            document = await wait_document(api, "kim", added["document"]["id"], within=900)
+    assert document["status"] == "READY", document
+    assert document["sizeBytes"] >= 5 * 1024 * 1024
+    assert document["chunkCount"] > 5000
+    document_id = raw_id(added["document"]["id"])
     assert (
-        await services.vectors.count_document(raw_id(domain), str(document_id))
-        == stored.chunk_count
+        await services.vectors.count_document(raw_id(domain), document_id) == document["chunkCount"]
     )
-    assert await services.graph.count_document_chunks(str(document_id)) == stored.chunk_count
+    assert await services.graph.count_document_chunks(document_id) == document["chunkCount"]
 
     largest = 0
-    async for event in services.temporal.get_workflow_handle(run_id).fetch_history_events():
+    history = services.temporal.get_workflow_handle(raw_id(added["run"]["id"]))
+    async for event in history.fetch_history_events():
         largest = max(largest, event.ByteSize())
     assert largest < 64 * 1024, f"largest history event is {largest} bytes"
 
 
-async def test_malformed_llm_replies_are_retried_then_fail_the_run_clearly(
-    api: GraphQLClient, services: Services
+async def test_a_document_through_the_llm_extractor_becomes_the_graph_it_described(
+    settings: Settings, services: Services
 ) -> None:
-    domain = await active_domain(api, "kim", "LLM failure")
-    text = fixture_text("einstein.md")
-    added = await add_document(api, "kim", domain, "to fail", text)
-    await wait_document(api, "kim", added["document"]["id"])
-    document_id = raw_id(added["document"]["id"])
+    reply = json.dumps(
+        {
+            "entities": [
+                {"name": "Marie Curie", "type": "PERSON", "description": "A physicist."},
+                {"name": "Warsaw", "type": "LOCATION", "description": None},
+            ],
+            "relations": [{"source": "Marie Curie", "target": "Warsaw", "type": "BORN_IN"}],
+        }
+    )
+    queue = f"llm-{uuid.uuid4().hex[:8]}"
+    with OpenAIServer() as server:
+        server.route("POST", "/v1/chat/completions", chat_handler(lambda request: reply))
+        client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+        activities = build_document_activities(
+            services, extractor=LlmExtractor(client, "local-model")
+        )
+        async with (
+            gateway(settings.model_copy(update={"task_queue": queue})) as api,
+            build_worker(services, task_queue=queue, documents=activities),
+        ):
+            domain = await active_domain(api, "kim", "LLM success")
+            added = await add_document(api, "kim", domain, "curie", fixture_text("curie.md"))
+            document = await wait_document(api, "kim", added["document"]["id"])
+        chat_calls = len(server.requests_to("/v1/chat/completions"))
+    assert document["status"] == "READY", document
+    assert (document["entityCount"], document["relationshipCount"]) == (2, 1)
+    assert chat_calls == document["chunkCount"]  # one request per chunk, none repeated
+    weights = await services.graph.relationship_weights(raw_id(domain))
+    assert list(weights.values()) == [document["chunkCount"]]  # every chunk stated it
 
+
+async def test_malformed_llm_replies_are_retried_then_fail_the_run_clearly(
+    settings: Settings, services: Services
+) -> None:
+    queue = f"llm-{uuid.uuid4().hex[:8]}"
     with OpenAIServer() as server:
         server.route(
             "POST", "/v1/chat/completions", chat_handler(lambda request: "this is not json {")
@@ -180,26 +183,20 @@ async def test_malformed_llm_replies_are_retried_then_fail_the_run_clearly(
         activities = build_document_activities(
             services, extractor=LlmExtractor(client, "local-model")
         )
-        queue = f"llm-{uuid.uuid4().hex[:8]}"
-        async with Worker(
-            services.temporal, task_queue=queue, workflows=WORKFLOWS, activities=activities.all()
+        async with (
+            gateway(settings.model_copy(update={"task_queue": queue})) as api,
+            build_worker(services, task_queue=queue, documents=activities),
         ):
-            output: RunOutput = await services.temporal.execute_workflow(
-                ProcessDocumentWorkflow.run,
-                ProcessDocumentInput(document_id, raw_id(domain), "to fail"),
-                id=f"llm-failure-{uuid.uuid4()}",
-                task_queue=queue,
-            )
+            domain = await active_domain(api, "kim", "LLM failure")
+            added = await add_document(api, "kim", domain, "to fail", fixture_text("einstein.md"))
+            document = await wait_document(api, "kim", added["document"]["id"])
         chat_calls = len(server.requests_to("/v1/chat/completions"))
-    assert output.status is RunStatus.FAILED
-    assert output.progress.error is not None
-    assert "extract step failed" in output.progress.error
+    assert document["status"] == "FAILED"
+    assert "extract step failed" in document["error"]
+    assert document["lastRun"]["status"] == "FAILED"
     assert chat_calls >= 2, "the malformed reply was not retried"
-    row = await services.documents.get(uuid.UUID(document_id))
-    assert row is not None
-    assert row.status == "FAILED"
-    assert row.error == output.progress.error
-    assert await services.vectors.count_document(raw_id(domain), document_id) == 0
+    counts = await store_counts(services, domain)
+    assert (counts["chunks"], counts["entities"], counts["vectors"]) == (0, 0, 0)
 
 
 async def test_delete_domain_removes_everything_in_all_three_stores(

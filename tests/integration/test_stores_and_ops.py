@@ -37,7 +37,9 @@ async def new_domain_row(services: Services, name: str) -> uuid.UUID:
 
 async def test_domain_activities_run_twice_leave_exactly_one_of_each(services: Services) -> None:
     domain_id = await new_domain_row(services, "twice")
-    activities = DomainActivities(services.postgres, services.graph, services.vectors)
+    activities = DomainActivities(
+        services.postgres, services.graph, services.vectors, services.temporal
+    )
     ref = DomainRef(str(domain_id), "twice")
     for _ in range(2):
         await activities.create_graph_domain(ref)
@@ -64,7 +66,10 @@ async def test_failed_creation_compensates_and_marks_the_domain_failed(
     weaviate = services.vectors._client
     await weaviate.collections.create(broken_collection)
     broken = DomainActivities(
-        services.postgres, services.graph, VectorStore(weaviate, broken_collection)
+        services.postgres,
+        services.graph,
+        VectorStore(weaviate, broken_collection),
+        services.temporal,
     )
     queue = f"broken-{uuid.uuid4().hex[:8]}"
     domain_id = await new_domain_row(services, "doomed")

@@ -7,6 +7,7 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
+from heysh.services import Services
 from tests.support.graphql import GraphQLClient, eventually
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
@@ -68,4 +69,46 @@ async def wait_document(
     document: dict[str, Any] = await eventually(
         read, lambda d: d is None or d["status"] in ("READY", "FAILED"), within=within
     )
+    return document
+
+
+DELETE = """
+mutation($id: ID!, $dryRun: Boolean) { deleteDocument(id: $id, dryRun: $dryRun) {
+  __typename
+  ... on DeleteDocumentSuccess { dryRun run { id } impact {
+      chunks vectors entitiesDeleted relationshipsDeleted relationshipsWeakened entityNames } }
+  ... on UserError { code message } } }
+"""
+REPROCESS = """
+mutation($id: ID!) { reprocessDocument(id: $id) {
+  __typename ... on ReprocessDocumentSuccess { run { id } } ... on UserError { code message } } }
+"""
+CANCEL = """
+mutation($id: ID!) { cancelWorkflowRun(id: $id) {
+  __typename ... on CancelWorkflowRunSuccess { run { id status } }
+  ... on UserError { code message } } }
+"""
+
+
+async def store_counts(services: Services, domain_gid: str) -> dict[str, int]:
+    domain_id = raw_id(domain_gid)
+    graph = await services.graph.domain_counts(domain_id)
+    return {
+        "documents": graph.documents,
+        "chunks": graph.chunks,
+        "entities": graph.entities,
+        "mentions": graph.mentions,
+        "relationships": graph.relationships,
+        "weight": graph.total_weight,
+        "vectors": await services.vectors.count_tenant(domain_id),
+    }
+
+
+async def ready_document(
+    api: GraphQLClient, user: str, domain_id: str, name: str
+) -> dict[str, Any]:
+    added = await add_document(api, user, domain_id, name, fixture_text(name))
+    assert added["__typename"] == "AddDocumentSuccess", added
+    document = await wait_document(api, user, added["document"]["id"])
+    assert document["status"] == "READY", document
     return document

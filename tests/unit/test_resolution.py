@@ -15,6 +15,7 @@ from heysh.pipeline.extraction import (
 from heysh.pipeline.resolution import (
     ResolvedEntity,
     ResolvedRelation,
+    Resolver,
     entity_id,
     normalize_name,
     resolve,
@@ -340,3 +341,25 @@ async def test_heuristic_extraction_resolves_across_chunks() -> None:
     institute, paris = by_name["Radium Institute"].id, by_name["Paris"].id
     [link] = [r for r in relations if {r.source_id, r.target_id} == {institute, paris}]
     assert (link.weight, link.evidence) == (2, ["c2", "c3"])
+
+
+def test_merges_decided_over_a_domain_apply_to_a_document_that_lacks_the_full_name() -> None:
+    full = ChunkExtraction("c1", [ExtractedEntity("Marie Curie", "PERSON")], [])
+    short = ChunkExtraction("c2", [ExtractedEntity("Curie", "PERSON")], [])
+    domain = Resolver("d")
+    domain.add(full)
+    domain.add(short)
+    merges = domain.merges()
+    names = {e.id: e.name for e in domain.finish()[0]}
+
+    alone = Resolver("d")
+    alone.add(short)
+    (own,), _ = alone.finish()
+    assert own.name == "Curie"  # on its own the document cannot know who Curie is
+
+    rebuilt = Resolver("d")
+    rebuilt.add(short)
+    (merged,), _ = rebuilt.finish(merges, names)
+    assert merged.name == "Marie Curie"
+    assert merged.id == entity_id("d", "Marie Curie", "PERSON")
+    assert merged.chunk_ids == ["c2"]
