@@ -122,14 +122,7 @@ async def main() -> None:
     try:
         env = stack.settings_env()
         apply_migrations(env["HEYSH_DATABASE_URL"])
-        settings = Settings(
-            env="test",
-            temporal_address=env["HEYSH_TEMPORAL_ADDRESS"],
-            neo4j_uri=env["HEYSH_NEO4J_URI"],
-            weaviate_url=env["HEYSH_WEAVIATE_URL"],
-            weaviate_grpc_port=int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
-            database_url=env["HEYSH_DATABASE_URL"],
-        )
+        settings = stack.test_settings()
         async with open_services(settings) as services:
             await prepare_stores(services)
         with OpenAIServer() as server:

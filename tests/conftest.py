@@ -32,14 +32,7 @@ def stack() -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def settings(stack: LocalStack) -> Settings:
-    env = stack.settings_env()
-    return Settings(
-        env="test",
-        temporal_address=env["HEYSH_TEMPORAL_ADDRESS"],
-        neo4j_uri=env["HEYSH_NEO4J_URI"],
-        weaviate_url=env["HEYSH_WEAVIATE_URL"],
-        weaviate_grpc_port=int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
-        database_url=env["HEYSH_DATABASE_URL"],
+    return stack.test_settings(
         task_queue=f"heysh-test-{uuid.uuid4().hex[:8]}",
         supabase_jwt_secret=secrets.token_urlsafe(32),  # per session: no secret is committed
         introspection=True,

@@ -18,8 +18,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
+from heysh.config import Settings
 from heysh.local.install import Installed, ensure_all
 from heysh.local.services import (
     LocalService,
@@ -169,6 +170,19 @@ class LocalStack:
             "HEYSH_WEAVIATE_GRPC_PORT": str(p.weaviate_grpc),
             "HEYSH_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{p.postgres}/postgres",
         }
+
+    def test_settings(self, **overrides: Any) -> Settings:
+        """Settings of a test or benchmark process on this stack (``env`` test)."""
+        env = self.settings_env()
+        values: dict[str, Any] = {
+            "env": "test",
+            "temporal_address": env["HEYSH_TEMPORAL_ADDRESS"],
+            "neo4j_uri": env["HEYSH_NEO4J_URI"],
+            "weaviate_url": env["HEYSH_WEAVIATE_URL"],
+            "weaviate_grpc_port": int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
+            "database_url": env["HEYSH_DATABASE_URL"],
+        }
+        return Settings(**{**values, **overrides})
 
     # --- lifecycle -------------------------------------------------------------------------------
 

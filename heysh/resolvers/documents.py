@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -211,23 +211,20 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
     if moved is None:
         return await _why_not_settled(ctx, document.id)
     document, run = moved
-    try:
-        await _start(
-            services.temporal.start_workflow(
-                DeleteDocumentWorkflow.run,
-                DeleteDocumentInput(str(document.id), str(document.domain_id)),
-                id=run_id,
-                task_queue=services.settings.task_queue,
-            ),
-        )
-    except StoreError:
-        await services.documents.set_status(
+    await _start(
+        services.temporal.start_workflow(
+            DeleteDocumentWorkflow.run,
+            DeleteDocumentInput(str(document.id), str(document.domain_id)),
+            id=run_id,
+            task_queue=services.settings.task_queue,
+        ),
+        undo=lambda: services.documents.set_status(
             document.id,
             DocumentStatus.FAILED,
             "could not start the delete workflow; delete it again",
             expected=[DocumentStatus.DELETING],
-        )
-        raise
+        ),
+    )
     return Deletion(document, None, run)
 
 
@@ -267,23 +264,20 @@ async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
     )
     if run is None:
         return Refusal("BUSY", "the domain is already being deleted", "id")
-    try:
-        await _start(
-            services.temporal.start_workflow(
-                DeleteDomainWorkflow.run,
-                DeleteDomainInput(str(domain_id)),
-                id=run.id,
-                task_queue=services.settings.task_queue,
-            ),
-        )
-    except StoreError:
-        await services.postgres.set_domain_status(
+    await _start(
+        services.temporal.start_workflow(
+            DeleteDomainWorkflow.run,
+            DeleteDomainInput(str(domain_id)),
+            id=run.id,
+            task_queue=services.settings.task_queue,
+        ),
+        undo=lambda: services.postgres.set_domain_status(
             domain_id,
             DomainStatus.FAILED,
             "could not start the delete workflow; delete the domain again",
             expected=[DomainStatus.DELETING],
-        )
-        raise
+        ),
+    )
     return run
 
 
@@ -303,68 +297,66 @@ async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
             "the domain must be ACTIVE with no document being processed or deleted",
             "domainId",
         )
-    try:
-        await _start(
-            services.temporal.start_workflow(
-                RebuildGraphWorkflow.run,
-                RebuildGraphInput(str(domain_id)),
-                id=run.id,
-                task_queue=services.settings.task_queue,
-            ),
-        )
-    except StoreError:
-        await services.postgres.set_domain_status(
+    await _start(
+        services.temporal.start_workflow(
+            RebuildGraphWorkflow.run,
+            RebuildGraphInput(str(domain_id)),
+            id=run.id,
+            task_queue=services.settings.task_queue,
+        ),
+        undo=lambda: services.postgres.set_domain_status(
             domain_id,
             DomainStatus.ACTIVE,
             "could not start the graph rebuild; the graph is unchanged",
             expected=[DomainStatus.REBUILDING],
-        )
-        raise
+        ),
+    )
     return run
 
 
 async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) -> None:
     settings = ctx.services.settings
-    try:
-        await _start(
-            ctx.services.temporal.start_workflow(
-                ProcessDocumentWorkflow.run,
-                ProcessDocumentInput(
-                    document_id=str(document.id),
-                    domain_id=str(document.domain_id),
-                    title=document.title,
-                    embed_batch=settings.embed_batch_size,
-                    index_batch=settings.index_batch_size,
-                    extract_batch=settings.extract_batch_size,
-                    extract_concurrency=settings.extract_concurrency,
-                ),
-                id=run_id,
-                task_queue=settings.task_queue,
+    await _start(
+        ctx.services.temporal.start_workflow(
+            ProcessDocumentWorkflow.run,
+            ProcessDocumentInput(
+                document_id=str(document.id),
+                domain_id=str(document.domain_id),
+                title=document.title,
+                embed_batch=settings.embed_batch_size,
+                index_batch=settings.index_batch_size,
+                extract_batch=settings.extract_batch_size,
+                extract_concurrency=settings.extract_concurrency,
             ),
-        )
-    except StoreError:
-        await ctx.services.documents.set_status(
+            id=run_id,
+            task_queue=settings.task_queue,
+        ),
+        undo=lambda: ctx.services.documents.set_status(
             document.id,
             DocumentStatus.FAILED,
             "could not start the processing workflow",
             expected=[DocumentStatus.PENDING],
-        )
-        raise
+        ),
+    )
 
 
-async def _start(starting: Awaitable[object]) -> None:
+async def _start(starting: Awaitable[object], *, undo: Callable[[], Awaitable[object]]) -> None:
+    """Start a workflow; when the workflow service cannot be reached, ``undo`` puts back the state
+    change that recorded the run, so nothing waits for a run that never began."""
     try:
         await starting
     except WorkflowAlreadyStartedError:
         return  # a concurrent identical request started it: one run, as intended
     except RPCError as exc:
         log.warning("could not start a workflow: %s", exc.status)
+        await undo()
         raise StoreError("the workflow service is unavailable") from exc
     except RuntimeError as exc:
         # The api's client connects lazily; an unreachable server shows on first use as this.
         if "client connect" not in str(exc):
             raise
         log.warning("could not start a workflow: the workflow service is unreachable")
+        await undo()
         raise StoreError("the workflow service is unavailable") from exc
 
 
