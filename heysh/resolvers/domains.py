@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from uuid import UUID, uuid4
 
 from heysh.context import Context
 from heysh.errors import StoreError
+from heysh.resolvers.pagination import Page, PageRequest, page_of
 from heysh.resolvers.text import LINE_BREAKS, refused_character
-from heysh.stores.postgres import DomainPageKey, DomainRow, DomainStatus, RunRow
+from heysh.stores.documents import DocumentRow
+from heysh.stores.postgres import DomainRow, DomainStatus, RunRow
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 
 log = logging.getLogger(__name__)
@@ -24,39 +23,19 @@ class InputProblem:
     message: str
 
 
-@dataclass(frozen=True)
-class DomainPage:
-    rows: list[DomainRow]
-    has_next_page: bool
-    has_previous_page: bool
-
-
-def encode_cursor(row: DomainRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_cursor(cursor: str) -> DomainPageKey | None:
-    try:
-        created_at, domain_id = base64.urlsafe_b64decode(cursor).decode().split("|")
-        return DomainPageKey(datetime.fromisoformat(created_at), UUID(domain_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-
-
-async def domain_page(ctx: Context, first: int, after: str | None) -> DomainPage | InputProblem:
-    limit = ctx.services.settings.max_page_size
-    if not 0 <= first <= limit:
-        return InputProblem("first", f"first must be between 0 and {limit}")
-    key = decode_cursor(after) if after else None
-    if after and key is None:
-        return InputProblem("after", "after is not a cursor this API issued")
-    rows = await ctx.services.postgres.domain_page(ctx.user_id, first + 1, key)
-    for row in rows[:first]:
+async def domain_page(ctx: Context, request: PageRequest) -> Page[DomainRow]:
+    """The caller's domains, newest first."""
+    rows = await ctx.services.postgres.domain_page(ctx.user_id, request.fetch, request.after)
+    page = page_of(request, rows)
+    for row in page.rows:
         ctx.loaders.domain.prime(row.id, row)
-    return DomainPage(
-        rows[:first], has_next_page=len(rows) > first, has_previous_page=key is not None
-    )
+    return page
+
+
+async def document_page(ctx: Context, domain_id: UUID, request: PageRequest) -> Page[DocumentRow]:
+    """A visible domain's documents, newest first (batched across domains by a DataLoader)."""
+    rows = await ctx.loaders.domain_documents.load((domain_id, request.fetch, request.after))
+    return page_of(request, rows)
 
 
 def validate_new_domain(ctx: Context, name: str, description: str) -> InputProblem | None:

@@ -10,10 +10,12 @@ from aiodataloader import DataLoader
 
 from heysh.resolvers.runs import RunState, run_states
 from heysh.stores.documents import DocumentRow
-from heysh.stores.postgres import DomainRow, MemberRole, RunRow
+from heysh.stores.postgres import DomainRow, MemberRole, PageKey, RunRow
 
 if TYPE_CHECKING:
     from heysh.services import Services
+
+DocumentsPageKey = tuple[UUID, int, PageKey | None]  # (domain, rows to fetch, after)
 
 
 class Loaders:
@@ -28,7 +30,8 @@ class Loaders:
         self.latest_run: DataLoader[UUID, RunRow | None] = DataLoader(self._latest_runs)
         self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
         self.document: DataLoader[UUID, DocumentRow | None] = DataLoader(self._documents)
-        self.domain_documents: DataLoader[UUID, list[DocumentRow]] = DataLoader(
+        # Keyed by (domain, rows to fetch, keyset position): one query per distinct page shape.
+        self.domain_documents: DataLoader[DocumentsPageKey, list[DocumentRow]] = DataLoader(
             self._domain_documents
         )
 
@@ -46,15 +49,19 @@ class Loaders:
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
 
-    async def _domain_documents(self, domain_ids: Sequence[UUID]) -> list[list[DocumentRow]]:
+    async def _domain_documents(self, keys: Sequence[DocumentsPageKey]) -> list[list[DocumentRow]]:
         # Only called for domains already proven visible.
-        rows = await self._services.documents.in_domains(
-            domain_ids, self._services.settings.max_page_size
-        )
-        by_domain: dict[UUID, list[DocumentRow]] = {i: [] for i in domain_ids}
-        for row in rows:
-            by_domain[row.domain_id].append(row)
-        return [by_domain[i] for i in domain_ids]
+        shapes: dict[tuple[int, PageKey | None], list[UUID]] = {}
+        for domain_id, fetch, after in keys:
+            shapes.setdefault((fetch, after), []).append(domain_id)
+        found: dict[DocumentsPageKey, list[DocumentRow]] = {}
+        for (fetch, after), domain_ids in shapes.items():
+            rows = await self._services.documents.in_domains(domain_ids, fetch, after)
+            for domain_id in domain_ids:
+                found[(domain_id, fetch, after)] = []
+            for row in rows:
+                found[(row.domain_id, fetch, after)].append(row)
+        return [found[key] for key in keys]
 
     async def _roles(self, ids: Sequence[UUID]) -> list[MemberRole | None]:
         if self._user_id is None:

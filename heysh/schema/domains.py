@@ -11,18 +11,21 @@ import strawberry
 from strawberry import relay
 
 from heysh.context import Info
-from heysh.errors import InvalidInputError
 from heysh.resolvers import domains as resolve
+from heysh.resolvers.pagination import page_request
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
+from heysh.schema.connections import Connection
 from heysh.schema.runs import WorkflowRun, load_run
-from heysh.stores.postgres import DomainRow
+from heysh.stores.documents import DocumentRow
+from heysh.stores.postgres import DomainRow, PageKey
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
 
 if TYPE_CHECKING:
     from heysh.schema.documents import Document
 
 DomainStatus = strawberry.enum(StoreDomainStatus, name="DomainStatus")
+DEFAULT_PAGE_SIZE = 20
 
 
 @strawberry.type(description="A knowledge area; only its members can see that it exists.")
@@ -56,14 +59,17 @@ class Domain(relay.Node):
         run = await info.context.loaders.latest_run.load(UUID(self.id))
         return await load_run(info, run.id) if run else None
 
-    @strawberry.field(description="The domain's newest documents.")
+    @strawberry.field(description="The domain's documents, newest first.")
     async def documents(
-        self, info: Info
-    ) -> list[Annotated[Document, strawberry.lazy("heysh.schema.documents")]]:
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Annotated[Document, strawberry.lazy("heysh.schema.documents")]]:
         from heysh.schema.documents import Document
 
-        rows = await info.context.loaders.domain_documents.load(UUID(self.id))
-        return [Document.from_row(row) for row in rows]
+        ctx = info.context
+        size = DEFAULT_PAGE_SIZE if first is None else first
+        request = page_request("documents", size, after, ctx.services.settings.max_page_size)
+        page = await resolve.document_page(ctx, UUID(self.id), request)
+        return Connection.of("documents", page, Document.from_row, _key)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -73,18 +79,6 @@ class Domain(relay.Node):
         rows = await info.context.loaders.domain.load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
         return [cls.from_row(by_id[i]) if i in by_id else None for i in ids]
-
-
-@strawberry.type
-class DomainEdge:
-    cursor: str
-    node: Domain
-
-
-@strawberry.type
-class DomainConnection:
-    edges: list[DomainEdge]
-    page_info: relay.PageInfo
 
 
 @strawberry.input
@@ -116,24 +110,17 @@ class DomainQueries:
 
     @strawberry.field(description="The caller's domains, newest first.")
     async def domains(
-        self, info: Info, first: int | None = 20, after: str | None = None
-    ) -> DomainConnection:
-        page = await resolve.domain_page(info.context, 20 if first is None else first, after)
-        if isinstance(page, resolve.InputProblem):
-            raise InvalidInputError(page.message)
-        edges = [
-            DomainEdge(cursor=resolve.encode_cursor(row), node=Domain.from_row(row))
-            for row in page.rows
-        ]
-        return DomainConnection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Domain]:
+        ctx = info.context
+        size = DEFAULT_PAGE_SIZE if first is None else first
+        request = page_request("domains", size, after, ctx.services.settings.max_page_size)
+        page = await resolve.domain_page(ctx, request)
+        return Connection.of("domains", page, Domain.from_row, _key)
+
+
+def _key(row: DomainRow | DocumentRow) -> PageKey:
+    return PageKey(row.created_at, row.id)
 
 
 @strawberry.type

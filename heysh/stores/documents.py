@@ -15,7 +15,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import NewRun, RunRow, fetch_rows, insert_run
+from heysh.stores.postgres import NewRun, PageKey, RunRow, fetch_rows, insert_run
 
 _Row = TypeVar("_Row")
 # Messages larger than this go over a connection of their own (see _connection_for).
@@ -240,14 +240,19 @@ class DocumentStore:
             (user_id, list(document_ids)),
         )
 
-    async def in_domains(self, domain_ids: Sequence[UUID], limit: int) -> list[DocumentRow]:
-        """Up to ``limit`` newest documents of each domain, for a DataLoader."""
+    async def in_domains(
+        self, domain_ids: Sequence[UUID], limit: int, after: PageKey | None
+    ) -> list[DocumentRow]:
+        """Up to ``limit`` documents of each domain, newest first, after a keyset position."""
+        created_at, row_id = (after.created_at, after.id) if after else (None, None)
         return await self._fetch(
             DocumentRow,
             f"select {_DOCUMENT_COLUMNS} from unnest(%s::uuid[]) as wanted(domain_id)"
             " cross join lateral (select * from heysh.documents x"
-            "   where x.domain_id = wanted.domain_id order by x.created_at desc limit %s) d",
-            (list(domain_ids), limit),
+            "   where x.domain_id = wanted.domain_id"
+            "   and (%s::timestamptz is null or (x.created_at, x.id) < (%s, %s::uuid))"
+            "   order by x.created_at desc, x.id desc limit %s) d",
+            (list(domain_ids), created_at, created_at, row_id, limit),
         )
 
     async def ids_in_domain(self, domain_id: UUID) -> list[UUID]:

@@ -63,8 +63,8 @@ class NewRun:
 
 
 @dataclass(frozen=True)
-class DomainPageKey:
-    """Keyset position in the newest-first domain listing."""
+class PageKey:
+    """Keyset position in a newest-first listing: (created_at, id), both descending."""
 
     created_at: datetime
     id: UUID
@@ -205,7 +205,7 @@ class PostgresStore:
         )
 
     async def domain_page(
-        self, user_id: UUID, limit: int, after: DomainPageKey | None
+        self, user_id: UUID, limit: int, after: PageKey | None
     ) -> list[DomainRow]:
         """Newest first; fetches ``limit`` rows after the keyset position."""
         where, params = "", [user_id]
