@@ -19,6 +19,7 @@ from heysh.config import Settings
 from heysh.errors import HeyshError
 from heysh.stores.documents import DocumentStore
 from heysh.stores.graph import GraphStore, create_driver
+from heysh.stores.members import MemberStore
 from heysh.stores.postgres import PostgresStore, create_pool
 from heysh.stores.vectors import VectorStore, create_client
 
@@ -41,6 +42,7 @@ class Services:
     settings: Settings
     postgres: PostgresStore
     documents: DocumentStore
+    members: MemberStore
     graph: GraphStore
     vectors: VectorStore
     temporal: TemporalClient
@@ -88,6 +90,7 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
             settings=settings,
             postgres=PostgresStore(pool),
             documents=DocumentStore(pool),
+            members=MemberStore(pool),
             graph=GraphStore(
                 driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
             ),

@@ -16,7 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from heysh.context import Context
 from heysh.errors import StoreError
-from heysh.policy import Permission, allows
+from heysh.policy import Permission
+from heysh.resolvers.access import Refusal, require
 from heysh.resolvers.text import refused_character, without_nul
 from heysh.stores.documents import DocumentRow, DocumentStatus
 from heysh.stores.postgres import DomainStatus, NewRun, RunRow
@@ -37,15 +38,6 @@ _DOCUMENT_NAMESPACE = uuid.UUID("8f1d5b0e-2b7c-4f5e-8c1a-6d3e9f0a7b21")
 
 class Readable(Protocol):
     async def read(self, size: int = -1) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """An expected failure for the caller: becomes a typed UserError."""
-
-    code: str  # a UserErrorCode name
-    message: str
-    field: str | None = None
 
 
 NOT_FOUND_DOMAIN = Refusal("NOT_FOUND", "domain not found", "domainId")
@@ -107,7 +99,7 @@ async def add_document(
     ctx: Context, domain_id: UUID, title: str, content: str | None, upload: Readable | None
 ) -> Added | Refusal:
     settings = ctx.services.settings
-    refusal = await _require(ctx, domain_id, Permission.EDIT, NOT_FOUND_DOMAIN)
+    refusal = await require(ctx, domain_id, Permission.EDIT, NOT_FOUND_DOMAIN)
     if refusal:
         return refusal
     domain = await ctx.loaders.domain.load(domain_id)
@@ -232,7 +224,7 @@ async def cancel_run(ctx: Context, run_id: str) -> RunRow | Refusal:
     run = await ctx.loaders.run.load(run_id)
     if run is None:
         return NOT_FOUND_RUN
-    refusal = await _require(
+    refusal = await require(
         ctx, run.domain_id, CANCEL_PERMISSION.get(run.kind, Permission.ADMINISTER), NOT_FOUND_RUN
     )
     if refusal:
@@ -252,7 +244,7 @@ async def cancel_run(ctx: Context, run_id: str) -> RunRow | Refusal:
 
 
 async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    refusal = await _require(
+    refusal = await require(
         ctx, domain_id, Permission.ADMINISTER, Refusal("NOT_FOUND", "domain not found", "id")
     )
     if refusal:
@@ -282,7 +274,7 @@ async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
 
 
 async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    refusal = await _require(
+    refusal = await require(
         ctx, domain_id, Permission.ADMINISTER, Refusal("NOT_FOUND", "domain not found", "domainId")
     )
     if refusal:
@@ -360,22 +352,11 @@ async def _start(starting: Awaitable[object], *, undo: Callable[[], Awaitable[ob
         raise StoreError("the workflow service is unavailable") from exc
 
 
-async def _require(
-    ctx: Context, domain_id: UUID, permission: Permission, hidden: Refusal
-) -> Refusal | None:
-    role = await ctx.loaders.role.load(domain_id)
-    if role is None:
-        return hidden  # non-members learn nothing, not even that the domain exists
-    if not allows(role, permission):
-        return Refusal("FORBIDDEN", f"your role ({role.value}) does not allow this")
-    return None
-
-
 async def _editable_document(ctx: Context, document_id: UUID) -> DocumentRow | Refusal:
     document = await ctx.loaders.document.load(document_id)
     if document is None:
         return NOT_FOUND_DOCUMENT
-    refusal = await _require(ctx, document.domain_id, Permission.EDIT, NOT_FOUND_DOCUMENT)
+    refusal = await require(ctx, document.domain_id, Permission.EDIT, NOT_FOUND_DOCUMENT)
     return refusal or document
 
 

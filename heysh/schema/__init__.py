@@ -23,6 +23,7 @@ from heysh.schema.common import User
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
 from heysh.schema.domains import Domain, DomainMutations, DomainQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication
+from heysh.schema.members import MemberMutations
 from heysh.schema.runs import RunQueries, WorkflowRun
 
 NODE_TYPES: dict[str, type[Domain] | type[Document] | type[WorkflowRun]] = {
@@ -57,7 +58,7 @@ class Query(ViewerQueries, DomainQueries, DocumentQueries, RunQueries):
 
 
 @strawberry.type
-class Mutation(DomainMutations, DocumentMutations):
+class Mutation(DomainMutations, DocumentMutations, MemberMutations):
     pass
 
 

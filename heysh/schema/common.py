@@ -9,6 +9,8 @@ import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalIDValueError
 
+from heysh.resolvers.access import Refusal
+
 
 @strawberry.enum(description="Why a mutation refused its input.")
 class UserErrorCode(Enum):
@@ -28,6 +30,10 @@ class UserError:
     field: str | None = strawberry.field(
         default=None, description="The input field at fault, when one is."
     )
+
+
+def user_error(refusal: Refusal) -> UserError:
+    return UserError(code=UserErrorCode[refusal.code], message=refusal.message, field=refusal.field)
 
 
 @strawberry.type(description="A Supabase Auth user, identified by its auth.users id.")

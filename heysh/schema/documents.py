@@ -13,13 +13,14 @@ from strawberry.file_uploads import Upload
 
 from heysh.context import Info
 from heysh.resolvers import documents as resolve
+from heysh.resolvers.access import Refusal
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import (
     UserError,
-    UserErrorCode,
     parse_global_id,
     parse_global_uuid,
     parse_uuid,
+    user_error,
 )
 from heysh.schema.runs import WorkflowRun, load_run
 from heysh.stores.documents import DocumentRow
@@ -186,7 +187,7 @@ class DocumentQueries:
         return document
 
 
-NOT_A_FILE = resolve.Refusal(
+NOT_A_FILE = Refusal(
     "INVALID_INPUT", "file must be a file part of a GraphQL multipart request", "file"
 )
 
@@ -197,10 +198,10 @@ class DocumentMutations:
     async def add_document(self, info: Info, input: AddDocumentInput) -> AddDocumentPayload:
         domain_id = parse_global_uuid(input.domain_id, "Domain")
         if domain_id is None:
-            return _user_error(resolve.NOT_FOUND_DOMAIN)
+            return user_error(resolve.NOT_FOUND_DOMAIN)
         if input.file is not None and not callable(getattr(input.file, "read", None)):
             # JSON variables can put any value where an Upload belongs; only a multipart part reads.
-            return _user_error(NOT_A_FILE)
+            return user_error(NOT_A_FILE)
         result = await resolve.add_document(
             info.context,
             domain_id,
@@ -208,8 +209,8 @@ class DocumentMutations:
             input.content,
             input.file,  # type: ignore[arg-type]
         )
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         return AddDocumentSuccess(
             document=Document.from_row(result.document),
             run=await _run(info, result.run),
@@ -221,10 +222,10 @@ class DocumentMutations:
     async def reprocess_document(self, info: Info, id: strawberry.ID) -> ReprocessDocumentPayload:
         document_id = parse_global_uuid(id, "Document")
         if document_id is None:
-            return _user_error(resolve.NOT_FOUND_DOCUMENT)
+            return user_error(resolve.NOT_FOUND_DOCUMENT)
         result = await resolve.reprocess_document(info.context, document_id)
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         assert result.run is not None
         return ReprocessDocumentSuccess(
             document=Document.from_row(result.document),
@@ -237,10 +238,10 @@ class DocumentMutations:
     ) -> DeleteDocumentPayload:
         document_id = parse_global_uuid(id, "Document")
         if document_id is None:
-            return _user_error(resolve.NOT_FOUND_DOCUMENT)
+            return user_error(resolve.NOT_FOUND_DOCUMENT)
         result = await resolve.delete_document(info.context, document_id, dry_run)
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         impact = result.impact
         return DeleteDocumentSuccess(
             document=Document.from_row(result.document),
@@ -262,10 +263,10 @@ class DocumentMutations:
     async def cancel_workflow_run(self, info: Info, id: strawberry.ID) -> CancelWorkflowRunPayload:
         run_id = parse_global_id(id, "WorkflowRun")
         if run_id is None:
-            return _user_error(resolve.Refusal("NOT_FOUND", "run not found", "id"))
+            return user_error(Refusal("NOT_FOUND", "run not found", "id"))
         result = await resolve.cancel_run(info.context, run_id)
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         run = await load_run(info, result.id)
         assert run is not None
         return CancelWorkflowRunSuccess(run=run)
@@ -274,10 +275,10 @@ class DocumentMutations:
     async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
         domain_id = parse_global_uuid(id, "Domain")
         if domain_id is None:
-            return _user_error(resolve.Refusal("NOT_FOUND", "domain not found", "id"))
+            return user_error(Refusal("NOT_FOUND", "domain not found", "id"))
         result = await resolve.delete_domain(info.context, domain_id)
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         return DeleteDomainSuccess(
             domain_id=id, run=WorkflowRun.from_state(RunState.queued(result))
         )
@@ -289,10 +290,10 @@ class DocumentMutations:
     async def rebuild_graph(self, info: Info, domain_id: strawberry.ID) -> RebuildGraphPayload:
         parsed = parse_global_uuid(domain_id, "Domain")
         if parsed is None:
-            return _user_error(resolve.Refusal("NOT_FOUND", "domain not found", "domainId"))
+            return user_error(Refusal("NOT_FOUND", "domain not found", "domainId"))
         result = await resolve.rebuild_graph(info.context, parsed)
-        if isinstance(result, resolve.Refusal):
-            return _user_error(result)
+        if isinstance(result, Refusal):
+            return user_error(result)
         return RebuildGraphSuccess(
             domain_id=domain_id, run=WorkflowRun.from_state(RunState.queued(result))
         )
@@ -302,7 +303,3 @@ async def _run(info: Info, run: RunRow | None) -> WorkflowRun | None:
     if run is None:
         return None
     return await load_run(info, run.id) or WorkflowRun.from_state(RunState.queued(run))
-
-
-def _user_error(refusal: resolve.Refusal) -> UserError:
-    return UserError(code=UserErrorCode[refusal.code], message=refusal.message, field=refusal.field)

@@ -12,6 +12,7 @@ from strawberry import relay
 
 from heysh.context import Info
 from heysh.resolvers import domains as resolve
+from heysh.resolvers import members
 from heysh.resolvers.pagination import page_request
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
@@ -23,6 +24,7 @@ from heysh.stores.postgres import DomainStatus as StoreDomainStatus
 
 if TYPE_CHECKING:
     from heysh.schema.documents import Document
+    from heysh.schema.members import DomainMember
 
 DomainStatus = strawberry.enum(StoreDomainStatus, name="DomainStatus")
 DEFAULT_PAGE_SIZE = 20
@@ -70,6 +72,24 @@ class Domain(relay.Node):
         request = page_request("documents", size, after, ctx.services.settings.max_page_size)
         page = await resolve.document_page(ctx, UUID(self.id), request)
         return Connection.of("documents", page, Document.from_row, _key)
+
+    @strawberry.field(
+        description="Who belongs to the domain, newest first; null unless the caller owns it."
+    )
+    async def members(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Annotated[DomainMember, strawberry.lazy("heysh.schema.members")]] | None:
+        from heysh.schema.members import DomainMember
+
+        ctx = info.context
+        size = DEFAULT_PAGE_SIZE if first is None else first
+        request = page_request("members", size, after, ctx.services.settings.max_page_size)
+        page = await members.member_page(ctx, UUID(self.id), request)
+        if page is None:
+            return None
+        return Connection.of(
+            "members", page, DomainMember.from_row, lambda m: PageKey(m.created_at, m.user_id)
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

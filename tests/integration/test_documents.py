@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from heysh.local.users import user_id_for
 from heysh.services import Services
 from tests.support.documents import (
     CANCEL,
@@ -19,6 +18,7 @@ from tests.support.documents import (
     REPROCESS,
     active_domain,
     add_document,
+    add_member,
     fixture_text,
     raw_id,
     ready_document,
@@ -215,13 +215,7 @@ async def test_viewers_cannot_add_and_non_members_learn_nothing(
     api: GraphQLClient, services: Services
 ) -> None:
     domain = await active_domain(api, "ada", "Roles")
-    async with await psycopg.AsyncConnection.connect(
-        services.settings.database_url.get_secret_value(), autocommit=True
-    ) as conn:
-        await conn.execute(
-            "insert into heysh.domain_members (domain_id, user_id, role) values (%s, %s, 'viewer')",
-            (uuid.UUID(raw_id(domain)), uuid.UUID(user_id_for("victor-viewer"))),
-        )
+    await add_member(api, "ada", domain, "victor-viewer", "VIEWER")
     viewer = await add_document(api, "victor-viewer", domain, "t", "Some text about Paris.")
     assert (viewer["__typename"], viewer["code"]) == ("UserError", "FORBIDDEN")
     stranger = await add_document(api, "stan-stranger", domain, "t", "Some text about Paris.")

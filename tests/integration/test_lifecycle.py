@@ -7,12 +7,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import psycopg
 import pytest
 from temporalio.api.enums.v1 import EventType
 
 from heysh.config import Settings
-from heysh.local.users import user_id_for
 from heysh.services import Services
 from heysh.worker import build_document_activities, build_worker
 from heysh.workflows.progress import RunOutput, RunStatus
@@ -23,6 +21,7 @@ from tests.support.documents import (
     REPROCESS,
     active_domain,
     add_document,
+    add_member,
     fixture_text,
     raw_id,
     ready_document,
@@ -56,16 +55,6 @@ async def idle_queue(settings: Settings) -> AsyncIterator[tuple[GraphQLClient, s
     queue = f"idle-{uuid.uuid4().hex[:8]}"
     async with gateway(settings.model_copy(update={"task_queue": queue})) as client:
         yield client, queue
-
-
-async def add_member(services: Services, domain: str, user: str, role: str) -> None:
-    async with await psycopg.AsyncConnection.connect(
-        services.settings.database_url.get_secret_value(), autocommit=True
-    ) as conn:
-        await conn.execute(
-            "insert into heysh.domain_members (domain_id, user_id, role) values (%s, %s, %s)",
-            (uuid.UUID(raw_id(domain)), uuid.UUID(user_id_for(user)), role),
-        )
 
 
 async def run_status(api: GraphQLClient, user: str, run_id: str) -> Any:
@@ -185,8 +174,8 @@ async def test_editors_cancel_document_runs_and_only_owners_cancel_domain_runs(
     domain = created["createDomain"]["domain"]["id"]
     domain_run = created["createDomain"]["run"]["id"]
     await eventually(lambda: domain_state(api, "owen", domain), lambda d: d["status"] == "ACTIVE")
-    await add_member(services, domain, "eddie-editor", "editor")
-    await add_member(services, domain, "vera-viewer", "viewer")
+    await add_member(api, "owen", domain, "eddie-editor", "EDITOR")
+    await add_member(api, "owen", domain, "vera-viewer", "VIEWER")
 
     added = await add_document(idle, "owen", domain, "queued", fixture_text("curie.md"))
     document_run = added["run"]["id"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
+from heysh.local.users import user_id_for
 from heysh.services import Services
 from tests.support.graphql import GraphQLClient, eventually
 
@@ -112,3 +113,16 @@ async def ready_document(
     document = await wait_document(api, user, added["document"]["id"])
     assert document["status"] == "READY", document
     return document
+
+
+ADD_MEMBER = """
+mutation($domainId: ID!, $userId: ID!, $role: MemberRole!) {
+  addDomainMember(input: {domainId: $domainId, userId: $userId, role: $role}) { __typename } }
+"""
+
+
+async def add_member(api: GraphQLClient, owner: str, domain_id: str, user: str, role: str) -> None:
+    """Give ``user`` a role (OWNER, EDITOR, VIEWER) in the domain, through the API."""
+    variables = {"domainId": domain_id, "userId": user_id_for(user), "role": role}
+    added = await api.data(ADD_MEMBER, variables, user=owner)
+    assert added["addDomainMember"]["__typename"] == "DomainMemberSuccess", added
