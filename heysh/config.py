@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
     max_query_tokens: int = Field(default=2000, ge=1)
+    # Estimated before execution; a connection multiplies its selections by its `first`.
+    max_query_cost: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=100, ge=1)
     max_domain_name_length: int = Field(default=100, ge=1)
     max_domain_description_length: int = Field(default=2000, ge=0)

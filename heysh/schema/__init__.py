@@ -20,6 +20,7 @@ from strawberry.relay import GlobalIDValueError
 from heysh.config import Environment, Settings
 from heysh.context import Info
 from heysh.schema.common import User
+from heysh.schema.cost import QueryCostLimit
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
 from heysh.schema.domains import Domain, DomainMutations, DomainQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication
@@ -75,6 +76,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(QueryCostLimit, budget=settings.max_query_cost),
     ]
     if not settings.introspection_enabled:
         extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
