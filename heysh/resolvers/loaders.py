@@ -10,6 +10,7 @@ from aiodataloader import DataLoader
 
 from heysh.resolvers.runs import RunState, run_states
 from heysh.stores.documents import DocumentRow
+from heysh.stores.graph import EntityNode
 from heysh.stores.postgres import DomainRow, MemberRole, PageKey, RunRow
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class Loaders:
         self.latest_run: DataLoader[UUID, RunRow | None] = DataLoader(self._latest_runs)
         self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
         self.document: DataLoader[UUID, DocumentRow | None] = DataLoader(self._documents)
+        self.entity: DataLoader[str, EntityNode | None] = DataLoader(self._entities)
         # Keyed by (domain, rows to fetch, keyset position): one query per distinct page shape.
         self.domain_documents: DataLoader[DocumentsPageKey, list[DocumentRow]] = DataLoader(
             self._domain_documents
@@ -62,6 +64,18 @@ class Loaders:
             for row in rows:
                 found[(row.domain_id, fetch, after)].append(row)
         return [found[key] for key in keys]
+
+    async def _entities(self, ids: Sequence[str]) -> list[EntityNode | None]:
+        """Entities in domains the caller belongs to; others are None, exactly like unknown ids."""
+        if self._user_id is None:
+            return [None] * len(ids)
+        found = {e.id: e for e in await self._services.graph.entities(ids)}
+        domains = {UUID(e.domain_id) for e in found.values()}
+        roles = dict(zip(domains, await self.role.load_many(list(domains)), strict=True))
+        return [
+            e if e is not None and roles.get(UUID(e.domain_id)) is not None else None
+            for e in (found.get(i) for i in ids)
+        ]
 
     async def _roles(self, ids: Sequence[UUID]) -> list[MemberRole | None]:
         if self._user_id is None:

@@ -23,13 +23,15 @@ from heysh.schema.common import User
 from heysh.schema.cost import QueryCostLimit
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
 from heysh.schema.domains import Domain, DomainMutations, DomainQueries
+from heysh.schema.entities import Entity, EntityQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication
 from heysh.schema.members import MemberMutations
 from heysh.schema.runs import RunQueries, WorkflowRun
 
-NODE_TYPES: dict[str, type[Domain] | type[Document] | type[WorkflowRun]] = {
+NODE_TYPES: dict[str, type[Domain] | type[Document] | type[Entity] | type[WorkflowRun]] = {
     "Domain": Domain,
     "Document": Document,
+    "Entity": Entity,
     "WorkflowRun": WorkflowRun,
 }
 
@@ -54,7 +56,7 @@ class ViewerQueries:
 
 
 @strawberry.type
-class Query(ViewerQueries, DomainQueries, DocumentQueries, RunQueries):
+class Query(ViewerQueries, DomainQueries, DocumentQueries, EntityQueries, RunQueries):
     pass
 
 

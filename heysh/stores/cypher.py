@@ -151,6 +151,15 @@ OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
 RETURN count(DISTINCT c) AS chunks, count(DISTINCT e) AS entities
 """
 
+# --- reads for the api ----------------------------------------------------------------------------
+
+ENTITIES_BY_ID = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+RETURN e.id AS id, e.domain_id AS domain_id, e.name AS name, e.type AS type,
+       e.description AS description, COUNT { (:Chunk)-[:MENTIONS]->(e) } AS mention_count
+"""
+
 ENTITY_DOCUMENTS = """
 MATCH (e:Entity {domain_id: $domain_id})
 WHERE e.name = $name

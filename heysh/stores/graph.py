@@ -24,6 +24,16 @@ def create_driver(uri: str, user: str, password: str | None) -> AsyncDriver:
 
 
 @dataclass(frozen=True)
+class EntityNode:
+    id: str
+    domain_id: str
+    name: str
+    type: str
+    description: str | None
+    mention_count: int  # chunks that mention it, across the domain's documents
+
+
+@dataclass(frozen=True)
 class GraphCounts:
     documents: int
     chunks: int
@@ -69,6 +79,11 @@ class GraphStore:
     async def delete_domain_entities(self, domain_id: str) -> None:
         """Every entity of the domain, with its mentions and relationships (for a rebuild)."""
         await self._autocommit(cypher.DELETE_DOMAIN_ENTITIES, id=domain_id)
+
+    async def entities(self, entity_ids: Sequence[str]) -> list[EntityNode]:
+        """The entities among ``entity_ids`` that exist; unchecked (the caller authorizes)."""
+        records = await self._read(cypher.ENTITIES_BY_ID, ids=list(entity_ids))
+        return [EntityNode(**record.data()) for record in records]
 
     async def entity_keys(self, domain_id: str) -> list[tuple[str, str, str]]:
         """(id, name, type) of every entity of the domain."""

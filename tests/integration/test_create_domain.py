@@ -159,7 +159,10 @@ async def test_domains_refuses_oversized_pages_and_foreign_cursors(api: GraphQLC
     query = """query($first: Int, $after: String) {
       domains(first: $first, after: $after) { edges { cursor } }
     }"""
-    too_big = await api.execute(query, {"first": 10_000}, user="pager")
+    too_big = await api.execute(query, {"first": api.settings.max_page_size + 1}, user="pager")
     assert too_big["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    # Far past the page size, the query's estimated cost refuses it before the page size does.
+    huge = await api.execute(query, {"first": 10_000}, user="pager")
+    assert huge["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     bogus = await api.execute(query, {"first": 1, "after": "not-a-cursor"}, user="pager")
     assert bogus["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
