@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
 from heysh.resolvers.runs import RunState, run_states
 from heysh.stores.documents import DocumentRow
-from heysh.stores.graph import EntityNode
+from heysh.stores.graph import ChunkNode, EntityNode, RelationshipNode
 from heysh.stores.postgres import DomainRow, MemberRole, PageKey, RunRow
 
 if TYPE_CHECKING:
     from heysh.services import Services
 
+_GraphNode = TypeVar("_GraphNode", EntityNode, ChunkNode, RelationshipNode)
 DocumentsPageKey = tuple[UUID, int, PageKey | None]  # (domain, rows to fetch, after)
 
 
@@ -32,6 +33,10 @@ class Loaders:
         self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
         self.document: DataLoader[UUID, DocumentRow | None] = DataLoader(self._documents)
         self.entity: DataLoader[str, EntityNode | None] = DataLoader(self._entities)
+        self.chunk: DataLoader[str, ChunkNode | None] = DataLoader(self._chunks)
+        self.relationship: DataLoader[str, RelationshipNode | None] = DataLoader(
+            self._relationships
+        )
         # Keyed by (domain, rows to fetch, keyset position): one query per distinct page shape.
         self.domain_documents: DataLoader[DocumentsPageKey, list[DocumentRow]] = DataLoader(
             self._domain_documents
@@ -66,15 +71,27 @@ class Loaders:
         return [found[key] for key in keys]
 
     async def _entities(self, ids: Sequence[str]) -> list[EntityNode | None]:
-        """Entities in domains the caller belongs to; others are None, exactly like unknown ids."""
+        return await self._in_member_domains(ids, self._services.graph.entities)
+
+    async def _chunks(self, ids: Sequence[str]) -> list[ChunkNode | None]:
+        return await self._in_member_domains(ids, self._services.graph.chunks)
+
+    async def _relationships(self, ids: Sequence[str]) -> list[RelationshipNode | None]:
+        return await self._in_member_domains(ids, self._services.graph.relationships)
+
+    async def _in_member_domains(
+        self, ids: Sequence[str], fetch: Callable[[Sequence[str]], Awaitable[Sequence[_GraphNode]]]
+    ) -> list[_GraphNode | None]:
+        """Graph nodes in domains the caller belongs to; others are None, exactly like unknown
+        ids (the graph knows nothing of membership, so the roles loader decides)."""
         if self._user_id is None:
             return [None] * len(ids)
-        found = {e.id: e for e in await self._services.graph.entities(ids)}
-        domains = {UUID(e.domain_id) for e in found.values()}
+        found = {node.id: node for node in await fetch(ids)}
+        domains = {UUID(node.domain_id) for node in found.values()}
         roles = dict(zip(domains, await self.role.load_many(list(domains)), strict=True))
         return [
-            e if e is not None and roles.get(UUID(e.domain_id)) is not None else None
-            for e in (found.get(i) for i in ids)
+            node if node is not None and roles.get(UUID(node.domain_id)) is not None else None
+            for node in (found.get(i) for i in ids)
         ]
 
     async def _roles(self, ids: Sequence[UUID]) -> list[MemberRole | None]:

@@ -19,6 +19,7 @@ from strawberry.relay import GlobalIDValueError
 
 from heysh.config import Environment, Settings
 from heysh.context import Info
+from heysh.schema.chunks import Chunk
 from heysh.schema.common import User
 from heysh.schema.cost import QueryCostLimit
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
@@ -26,12 +27,23 @@ from heysh.schema.domains import Domain, DomainMutations, DomainQueries
 from heysh.schema.entities import Entity, EntityQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication
 from heysh.schema.members import MemberMutations
+from heysh.schema.relationships import Relationship
 from heysh.schema.runs import RunQueries, WorkflowRun
 
-NODE_TYPES: dict[str, type[Domain] | type[Document] | type[Entity] | type[WorkflowRun]] = {
+NODE_TYPES: dict[
+    str,
+    type[Domain]
+    | type[Document]
+    | type[Chunk]
+    | type[Entity]
+    | type[Relationship]
+    | type[WorkflowRun],
+] = {
     "Domain": Domain,
     "Document": Document,
+    "Chunk": Chunk,
     "Entity": Entity,
+    "Relationship": Relationship,
     "WorkflowRun": WorkflowRun,
 }
 
@@ -82,4 +94,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, extensions=extensions, types=list(NODE_TYPES.values())
+    )

@@ -13,6 +13,7 @@ SCHEMA = (
     "CREATE INDEX chunk_domain IF NOT EXISTS FOR (n:Chunk) ON (n.domain_id)",
     "CREATE INDEX document_domain IF NOT EXISTS FOR (n:Document) ON (n.domain_id)",
     "CREATE INDEX entity_domain IF NOT EXISTS FOR (n:Entity) ON (n.domain_id)",
+    "CREATE INDEX related_id IF NOT EXISTS FOR ()-[r:RELATED]-() ON (r.id)",
 )
 
 PING = "RETURN 1 AS ok"
@@ -158,6 +159,20 @@ UNWIND $ids AS id
 MATCH (e:Entity {id: id})
 RETURN e.id AS id, e.domain_id AS domain_id, e.name AS name, e.type AS type,
        e.description AS description, COUNT { (:Chunk)-[:MENTIONS]->(e) } AS mention_count
+"""
+
+CHUNKS_BY_ID = """
+UNWIND $ids AS id
+MATCH (c:Chunk {id: id})
+RETURN c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id, c.index AS index,
+       c.start AS start, c.end AS end, c.text AS text
+"""
+
+RELATIONSHIPS_BY_ID = """
+UNWIND $ids AS id
+MATCH (a:Entity)-[r:RELATED {id: id}]->(b:Entity)
+RETURN r.id AS id, a.domain_id AS domain_id, r.type AS type, a.id AS source_id,
+       b.id AS target_id, r.weight AS weight
 """
 
 ENTITY_DOCUMENTS = """

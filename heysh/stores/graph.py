@@ -34,6 +34,27 @@ class EntityNode:
 
 
 @dataclass(frozen=True)
+class ChunkNode:
+    id: str
+    domain_id: str
+    document_id: str
+    index: int
+    start: int  # character offsets of the chunk in its document's text
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RelationshipNode:
+    id: str
+    domain_id: str
+    type: str
+    source_id: str
+    target_id: str
+    weight: int  # chunks, across the domain's documents, that state it
+
+
+@dataclass(frozen=True)
 class GraphCounts:
     documents: int
     chunks: int
@@ -84,6 +105,17 @@ class GraphStore:
         """The entities among ``entity_ids`` that exist; unchecked (the caller authorizes)."""
         records = await self._read(cypher.ENTITIES_BY_ID, ids=list(entity_ids))
         return [EntityNode(**record.data()) for record in records]
+
+    async def chunks(self, chunk_ids: Sequence[str]) -> list[ChunkNode]:
+        """The chunks among ``chunk_ids`` that exist; unchecked (the caller authorizes)."""
+        records = await self._read(cypher.CHUNKS_BY_ID, ids=list(chunk_ids))
+        return [ChunkNode(**record.data()) for record in records]
+
+    async def relationships(self, relationship_ids: Sequence[str]) -> list[RelationshipNode]:
+        """The relationships among ``relationship_ids`` that exist; unchecked (the caller
+        authorizes)."""
+        records = await self._read(cypher.RELATIONSHIPS_BY_ID, ids=list(relationship_ids))
+        return [RelationshipNode(**record.data()) for record in records]
 
     async def entity_keys(self, domain_id: str) -> list[tuple[str, str, str]]:
         """(id, name, type) of every entity of the domain."""
