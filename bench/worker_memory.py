@@ -122,7 +122,10 @@ async def main() -> None:
     try:
         env = stack.settings_env()
         apply_migrations(env["HEYSH_DATABASE_URL"])
-        settings = stack.test_settings()
+        # As the measured worker embeds (the collection records its embedder and refuses others).
+        settings = stack.test_settings(
+            embedder="openai", openai_api_key="bench-key", openai_embedding_dimensions=384
+        )
         async with open_services(settings) as services:
             await prepare_stores(services)
         with OpenAIServer() as server:

@@ -122,9 +122,15 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
     max_query_tokens: int = Field(default=2000, ge=1)
-    # Estimated before execution; a connection multiplies its selections by its `first`.
+    # Estimated before execution; a connection multiplies its selections by its `first` (a
+    # bounded list such as `neighborhood` by its `limit`).
     max_query_cost: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=100, ge=1)
+    # search: hits per call (GRAPH mode reads 4x as many candidates) and query length in characters.
+    max_search_limit: int = Field(default=50, ge=1)
+    max_search_query_length: int = Field(default=1000, ge=1)
+    # Entities a `neighborhood` may return (its `limit`); its edges are bounded by a multiple.
+    max_subgraph_nodes: int = Field(default=500, ge=1)
     max_domain_name_length: int = Field(default=100, ge=1)
     max_domain_description_length: int = Field(default=2000, ge=0)
 

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import psycopg
@@ -21,7 +22,11 @@ from heysh.stores.documents import DocumentStore
 from heysh.stores.graph import GraphStore, create_driver
 from heysh.stores.members import MemberStore
 from heysh.stores.postgres import PostgresStore, create_pool
+from heysh.stores.provenance import ProvenanceStore
 from heysh.stores.vectors import VectorStore, create_client
+
+if TYPE_CHECKING:
+    from heysh.pipeline.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +48,24 @@ class Services:
     postgres: PostgresStore
     documents: DocumentStore
     members: MemberStore
+    provenance: ProvenanceStore
     graph: GraphStore
     vectors: VectorStore
     temporal: TemporalClient
+    _query_embedder: Embedder | None = field(default=None, init=False, repr=False)
+    _query_embedder_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    async def query_embedder(self) -> Embedder:
+        """The embedder search queries are embedded with: the configured one (as the worker's),
+        built on first use and kept for the process (loading MiniLM takes about a second)."""
+        if self._query_embedder is None:
+            async with self._query_embedder_lock:
+                if self._query_embedder is None:
+                    # Imported here: processes that never search need not load onnxruntime.
+                    from heysh.pipeline.factory import build_embedder
+
+                    self._query_embedder = await asyncio.to_thread(build_embedder, self.settings)
+        return self._query_embedder
 
     async def readiness(self) -> dict[str, str | None]:
         """Backend name -> None when it answers, else a short reason (never a secret)."""
@@ -91,6 +111,7 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
             postgres=PostgresStore(pool),
             documents=DocumentStore(pool),
             members=MemberStore(pool),
+            provenance=ProvenanceStore(pool),
             graph=GraphStore(
                 driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
             ),

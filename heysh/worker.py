@@ -72,16 +72,23 @@ def build_worker(
     )
 
 
-async def prepare_stores(services: Services) -> None:
-    """Idempotent schema set-up the activities rely on (constraints, the chunk collection)."""
+async def prepare_stores(services: Services, embedder: Embedder | None = None) -> None:
+    """Idempotent schema set-up the activities rely on (constraints, the chunk collection).
+
+    The collection records the embedder (by default the configured one) that fills it; an
+    embedder other than the recorded one raises ``EmbedderMismatchError`` naming both.
+    """
+    embedder = embedder or build_embedder(services.settings)
     await services.graph.ensure_schema()
-    await services.vectors.ensure_collection()
+    await services.vectors.ensure_collection(embedder.name, embedder.dimensions)
 
 
 async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async with open_services(settings) as services:
-        await prepare_stores(services)
-        worker = build_worker(services)
+        embedder = build_embedder(settings)
+        # A ConfigError (an embedder other than the collection's) stops start-up in one line.
+        await prepare_stores(services, embedder)
+        worker = build_worker(services, documents=build_document_activities(services, embedder))
         log.info("worker polling task queue %s", services.settings.task_queue)
         async with worker:
             await (stop or asyncio.Event()).wait()

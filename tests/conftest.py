@@ -16,6 +16,7 @@ from heysh.services import Services, open_services
 from heysh.stores.migrations import apply_migrations
 from heysh.worker import build_worker, prepare_stores
 from tests.support.graphql import GraphQLClient, gateway
+from tests.support.query_count import statements  # noqa: F401 - a fixture for every test
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from heysh.errors import StoreError
 from heysh.resolvers.pagination import Page, PageRequest, page_of
 from heysh.resolvers.text import LINE_BREAKS, refused_character
 from heysh.stores.documents import DocumentRow
-from heysh.stores.postgres import DomainRow, DomainStatus, RunRow
+from heysh.stores.postgres import DomainRow, DomainStatus, PageKey, RunRow
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class InputProblem:
     message: str
 
 
-async def domain_page(ctx: Context, request: PageRequest) -> Page[DomainRow]:
+async def domain_page(ctx: Context, request: PageRequest[PageKey]) -> Page[DomainRow]:
     """The caller's domains, newest first."""
     rows = await ctx.services.postgres.domain_page(ctx.user_id, request.fetch, request.after)
     page = page_of(request, rows)
@@ -32,7 +32,9 @@ async def domain_page(ctx: Context, request: PageRequest) -> Page[DomainRow]:
     return page
 
 
-async def document_page(ctx: Context, domain_id: UUID, request: PageRequest) -> Page[DocumentRow]:
+async def document_page(
+    ctx: Context, domain_id: UUID, request: PageRequest[PageKey]
+) -> Page[DocumentRow]:
     """A visible domain's documents, newest first (batched across domains by a DataLoader)."""
     rows = await ctx.loaders.domain_documents.load((domain_id, request.fetch, request.after))
     return page_of(request, rows)

@@ -9,7 +9,7 @@ from heysh.policy import Permission
 from heysh.resolvers.access import Refusal, require
 from heysh.resolvers.pagination import Page, PageRequest, page_of
 from heysh.stores.members import MemberRow, Refused
-from heysh.stores.postgres import MemberRole
+from heysh.stores.postgres import MemberRole, PageKey
 
 NOT_FOUND_DOMAIN = Refusal("NOT_FOUND", "domain not found", "domainId")
 LAST_OWNER = Refusal(
@@ -39,7 +39,7 @@ async def remove_member(ctx: Context, domain_id: UUID, user_id: UUID) -> Refusal
 
 
 async def member_page(
-    ctx: Context, domain_id: UUID, request: PageRequest
+    ctx: Context, domain_id: UUID, request: PageRequest[PageKey]
 ) -> Page[MemberRow] | None:
     """The members, for an owner of the domain; None for anyone else."""
     if await require(ctx, domain_id, Permission.ADMINISTER, NOT_FOUND_DOMAIN):

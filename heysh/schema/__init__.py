@@ -29,6 +29,8 @@ from heysh.schema.extensions import ErrorCodes, RequireAuthentication
 from heysh.schema.members import MemberMutations
 from heysh.schema.relationships import Relationship
 from heysh.schema.runs import RunQueries, WorkflowRun
+from heysh.schema.search import SearchQueries
+from heysh.schema.traversals import TraversalQueries
 
 NODE_TYPES: dict[
     str,
@@ -68,7 +70,15 @@ class ViewerQueries:
 
 
 @strawberry.type
-class Query(ViewerQueries, DomainQueries, DocumentQueries, EntityQueries, RunQueries):
+class Query(
+    ViewerQueries,
+    DomainQueries,
+    DocumentQueries,
+    EntityQueries,
+    RunQueries,
+    TraversalQueries,
+    SearchQueries,
+):
     pass
 
 

@@ -9,8 +9,11 @@ import strawberry
 from strawberry import relay
 
 from heysh.context import Info
+from heysh.resolvers import graph as read
 from heysh.schema.common import parse_uuid
-from heysh.stores.graph import ChunkNode
+from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, page_args
+from heysh.schema.entities import Entity, entity_key
+from heysh.stores.graph_values import ChunkKey, ChunkNode, NameKey
 
 if TYPE_CHECKING:
     from heysh.schema.documents import Document
@@ -51,6 +54,14 @@ class Chunk(relay.Node):
         (document,) = await Document.resolve_nodes(info=info, node_ids=[self.document_id])
         return document
 
+    @strawberry.field(description="Entities the chunk mentions, by name.")
+    async def entities(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Entity]:
+        request = page_args(info, "chunkEntities", first, after, NameKey)
+        page = await read.chunk_entities(info.context, self.id, self.domain_id, request)
+        return Connection.of("chunkEntities", page, Entity.from_node, entity_key)
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
@@ -59,3 +70,7 @@ class Chunk(relay.Node):
         nodes = await info.context.loaders.chunk.load_many([i for i in ids if i is not None])
         by_id = {node.id: node for node in nodes if node is not None}
         return [cls.from_node(by_id[i]) if i in by_id else None for i in ids]
+
+
+def chunk_key(node: ChunkNode) -> ChunkKey:
+    return ChunkKey(node.document_id, node.index)

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
 
-from heysh.resolvers.pagination import Page, encode_cursor
+from heysh.context import Info
+from heysh.resolvers.pagination import Page, PageRequest, encode_cursor, page_request
 from heysh.stores.postgres import PageKey
 
 Node = TypeVar("Node")
 Row = TypeVar("Row")
+Key = TypeVar("Key")
+
+DEFAULT_PAGE_SIZE = 20
+
+
+def page_args(
+    info: Info, name: str, first: int | None, after: str | None, key_type: type[Key]
+) -> PageRequest[Key]:
+    """The page a connection field's ``first`` / ``after`` ask for, checked against the cap."""
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    return page_request(name, size, after, info.context.services.settings.max_page_size, key_type)
+
+
+def document_key(row: Any) -> PageKey:
+    """Newest-first lists (domains, documents) are keyed by creation time, then id."""
+    return PageKey(row.created_at, row.id)
 
 
 @strawberry.type
@@ -32,7 +49,7 @@ class Connection(Generic[Node]):
         name: str,
         page: Page[Row],
         node: Callable[[Row], Node],
-        key: Callable[[Row], PageKey],
+        key: Callable[[Row], Any],
     ) -> Connection[Node]:
         edges = [Edge(cursor=encode_cursor(name, key(row)), node=node(row)) for row in page.rows]
         return cls(

@@ -1,9 +1,10 @@
 """A query's cost, estimated before it runs, and a budget that refuses the expensive ones.
 
 Every field costs 1 plus what its selections cost; a field with a ``first`` argument (a
-connection) multiplies what its selections cost by the number of rows it may return, so
+connection) or a ``limit`` argument (a bounded list: ``search``, ``neighborhood``) multiplies what
+its selections cost by the number of rows it may return, so
 ``domains(first: 100) { … documents(first: 100) { … } }`` costs about 100 x 100 x its leaves.
-The estimate uses the schema's defaults when ``first`` is not given, and variables' values.
+The estimate uses the schema's defaults when the argument is not given, and variables' values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
@@ -24,6 +26,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    Undefined,
     get_named_type,
     value_from_ast,
     value_from_ast_untyped,
@@ -32,6 +35,8 @@ from graphql.type.definition import GraphQLInterfaceType
 from strawberry.extensions import SchemaExtension
 
 CODE = "QUERY_TOO_COSTLY"
+# The arguments that say how many rows a field may return.
+ROW_ARGUMENTS = ("first", "limit")
 
 
 class QueryCostLimit(SchemaExtension):
@@ -131,14 +136,19 @@ class _Estimate:
         if definition is None or node.selection_set is None:
             return 1
         children = self._selections(get_named_type(definition.type), node.selection_set, seen)
-        return 1 + self._rows(node, definition.args.get("first")) * children
+        return 1 + self._rows(node, definition) * children
 
-    def _rows(self, node: FieldNode, first_arg: Any) -> int:
-        """How many rows the field may return: its ``first``, given or by default; else 1."""
-        if first_arg is None:
+    def _rows(self, node: FieldNode, definition: GraphQLField) -> int:
+        """How many rows the field may return: its ``first`` or ``limit``, given or by default;
+        else 1."""
+        name = next((n for n in ROW_ARGUMENTS if n in definition.args), None)
+        if name is None:
             return 1
-        value: Any = first_arg.default_value
+        row_arg = definition.args[name]
+        value: Any = row_arg.default_value
         for argument in node.arguments or ():
-            if argument.name.value == "first":
-                value = value_from_ast(argument.value, first_arg.type, self.variables)
+            if argument.name.value == name:
+                given = value_from_ast(argument.value, row_arg.type, self.variables)
+                if given is not Undefined:  # an unset variable leaves the default
+                    value = given
         return value if isinstance(value, int) and value > 0 else 1

@@ -13,8 +13,10 @@ from strawberry.file_uploads import Upload
 
 from heysh.context import Info
 from heysh.resolvers import documents as resolve
+from heysh.resolvers import graph as read
 from heysh.resolvers.access import Refusal
 from heysh.resolvers.runs import RunState
+from heysh.schema.chunks import Chunk, chunk_key
 from heysh.schema.common import (
     UserError,
     parse_global_id,
@@ -22,9 +24,12 @@ from heysh.schema.common import (
     parse_uuid,
     user_error,
 )
+from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, page_args
+from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun, load_run
 from heysh.stores.documents import DocumentRow
 from heysh.stores.documents import DocumentStatus as StoreDocumentStatus
+from heysh.stores.graph_values import ChunkKey, NameKey
 from heysh.stores.postgres import RunRow
 
 if TYPE_CHECKING:
@@ -78,6 +83,22 @@ class Document(relay.Node):
     async def last_run(self, info: Info) -> WorkflowRun | None:
         run = await info.context.loaders.latest_run.load(UUID(self.id))
         return await load_run(info, run.id) if run else None
+
+    @strawberry.field(description="The chunks the document was split into, in order.")
+    async def chunks(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Chunk]:
+        request = page_args(info, "chunks", first, after, ChunkKey)
+        page = await read.document_chunks(info.context, self.id, str(self.domain_id), request)
+        return Connection.of("chunks", page, Chunk.from_node, chunk_key)
+
+    @strawberry.field(description="Entities its chunks mention, by name.")
+    async def entities(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Entity]:
+        request = page_args(info, "documentEntities", first, after, NameKey)
+        page = await read.document_entities(info.context, self.id, str(self.domain_id), request)
+        return Connection.of("documentEntities", page, Entity.from_node, entity_key)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -12,13 +12,14 @@ from strawberry import relay
 
 from heysh.context import Info
 from heysh.resolvers import domains as resolve
+from heysh.resolvers import graph as read
 from heysh.resolvers import members
-from heysh.resolvers.pagination import page_request
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
-from heysh.schema.connections import Connection
+from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, document_key, page_args
+from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun, load_run
-from heysh.stores.documents import DocumentRow
+from heysh.stores.graph_values import NameKey
 from heysh.stores.postgres import DomainRow, PageKey
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
 
@@ -27,7 +28,15 @@ if TYPE_CHECKING:
     from heysh.schema.members import DomainMember
 
 DomainStatus = strawberry.enum(StoreDomainStatus, name="DomainStatus")
-DEFAULT_PAGE_SIZE = 20
+
+
+@strawberry.type(description="How much a domain holds.")
+class DomainStats:
+    documents: int = strawberry.field(description="Documents in any status.")
+    ready_documents: int = strawberry.field(description="Documents processed and searchable.")
+    chunks: int
+    entities: int
+    relationships: int
 
 
 @strawberry.type(description="A knowledge area; only its members can see that it exists.")
@@ -67,11 +76,35 @@ class Domain(relay.Node):
     ) -> Connection[Annotated[Document, strawberry.lazy("heysh.schema.documents")]]:
         from heysh.schema.documents import Document
 
-        ctx = info.context
-        size = DEFAULT_PAGE_SIZE if first is None else first
-        request = page_request("documents", size, after, ctx.services.settings.max_page_size)
-        page = await resolve.document_page(ctx, UUID(self.id), request)
-        return Connection.of("documents", page, Document.from_row, _key)
+        request = page_args(info, "documents", first, after, PageKey)
+        page = await resolve.document_page(info.context, UUID(self.id), request)
+        return Connection.of("documents", page, Document.from_row, document_key)
+
+    @strawberry.field(description="The domain's entities by name; type and nameContains filter.")
+    async def entities(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        type: str | None = None,
+        name_contains: Annotated[
+            str | None, strawberry.argument(description="Part of the name, in any case.")
+        ] = None,
+    ) -> Connection[Entity]:
+        request = page_args(info, "domainEntities", first, after, NameKey)
+        page = await read.domain_entities(info.context, self.id, request, type, name_contains)
+        return Connection.of("domainEntities", page, Entity.from_node, entity_key)
+
+    @strawberry.field(description="Counts of what the domain holds.")
+    async def stats(self, info: Info) -> DomainStats:
+        stats = await info.context.loaders.domain_stats.load(UUID(self.id))
+        return DomainStats(
+            documents=stats.documents.documents,
+            ready_documents=stats.documents.ready,
+            chunks=stats.graph.chunks,
+            entities=stats.graph.entities,
+            relationships=stats.graph.relationships,
+        )
 
     @strawberry.field(
         description="Who belongs to the domain, newest first; null unless the caller owns it."
@@ -81,10 +114,8 @@ class Domain(relay.Node):
     ) -> Connection[Annotated[DomainMember, strawberry.lazy("heysh.schema.members")]] | None:
         from heysh.schema.members import DomainMember
 
-        ctx = info.context
-        size = DEFAULT_PAGE_SIZE if first is None else first
-        request = page_request("members", size, after, ctx.services.settings.max_page_size)
-        page = await members.member_page(ctx, UUID(self.id), request)
+        request = page_args(info, "members", first, after, PageKey)
+        page = await members.member_page(info.context, UUID(self.id), request)
         if page is None:
             return None
         return Connection.of(
@@ -132,15 +163,9 @@ class DomainQueries:
     async def domains(
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Domain]:
-        ctx = info.context
-        size = DEFAULT_PAGE_SIZE if first is None else first
-        request = page_request("domains", size, after, ctx.services.settings.max_page_size)
-        page = await resolve.domain_page(ctx, request)
-        return Connection.of("domains", page, Domain.from_row, _key)
-
-
-def _key(row: DomainRow | DocumentRow) -> PageKey:
-    return PageKey(row.created_at, row.id)
+        request = page_args(info, "domains", first, after, PageKey)
+        page = await resolve.domain_page(info.context, request)
+        return Connection.of("domains", page, Domain.from_row, document_key)
 
 
 @strawberry.type

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 
 from heysh.context import Info
+from heysh.resolvers import graph as read
 from heysh.schema.common import parse_global_id, parse_uuid
-from heysh.stores.graph import EntityNode
+from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, document_key, page_args
+from heysh.stores.graph_values import ChunkKey, EntityNode, NameKey, WeightKey
+from heysh.stores.postgres import PageKey
 
 if TYPE_CHECKING:
+    from heysh.schema.chunks import Chunk
+    from heysh.schema.documents import Document
     from heysh.schema.domains import Domain
+    from heysh.schema.relationships import Relationship
+
+
+@strawberry.enum(description="Which relationships of an entity to follow.")
+class RelationshipDirection(Enum):
+    OUT = "OUT"
+    IN = "IN"
+    BOTH = "BOTH"
+
+
+def entity_key(node: EntityNode) -> NameKey:
+    return NameKey(node.name, node.id)
 
 
 @strawberry.type(description="An entity resolved across a domain's documents.")
@@ -44,6 +62,51 @@ class Entity(relay.Node):
 
         (domain,) = await Domain.resolve_nodes(info=info, node_ids=[self.domain_id])
         return domain
+
+    @strawberry.field(description="Chunks that mention it, in document order.")
+    async def mentions(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Annotated[Chunk, strawberry.lazy("heysh.schema.chunks")]]:
+        from heysh.schema.chunks import Chunk, chunk_key
+
+        request = page_args(info, "mentions", first, after, ChunkKey)
+        page = await read.entity_mentions(info.context, self.id, self.domain_id, request)
+        return Connection.of("mentions", page, Chunk.from_node, chunk_key)
+
+    @strawberry.field(description="Its relationships, heaviest first.")
+    async def relationships(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        direction: RelationshipDirection = RelationshipDirection.BOTH,
+        types: list[str] | None = None,
+    ) -> Connection[Annotated[Relationship, strawberry.lazy("heysh.schema.relationships")]]:
+        from heysh.schema.relationships import Relationship, relationship_key
+
+        request = page_args(info, "relationships", first, after, WeightKey)
+        page = await read.entity_relationships(
+            info.context, self.id, self.domain_id, request, direction.value, types
+        )
+        return Connection.of("relationships", page, Relationship.from_node, relationship_key)
+
+    @strawberry.field(description="Entities related to it either way, by name.")
+    async def neighbors(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Entity]:
+        request = page_args(info, "neighbors", first, after, NameKey)
+        page = await read.entity_neighbors(info.context, self.id, self.domain_id, request)
+        return Connection.of("neighbors", page, Entity.from_node, entity_key)
+
+    @strawberry.field(description="Documents that mention it, newest first.")
+    async def documents(
+        self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Annotated[Document, strawberry.lazy("heysh.schema.documents")]]:
+        from heysh.schema.documents import Document
+
+        request = page_args(info, "entityDocuments", first, after, PageKey)
+        page = await read.entity_documents(info.context, self.id, self.domain_id, request)
+        return Connection.of("entityDocuments", page, Document.from_row, document_key)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

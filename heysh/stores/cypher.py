@@ -153,17 +153,21 @@ RETURN count(DISTINCT c) AS chunks, count(DISTINCT e) AS entities
 """
 
 # --- reads for the api ----------------------------------------------------------------------------
+# Only chunks mention entities, so a mention count is the degree `COUNT { ()-[:MENTIONS]->(e) }`,
+# which Neo4j reads from the node's degree store instead of visiting every chunk.
 
 ENTITIES_BY_ID = """
 UNWIND $ids AS id
 MATCH (e:Entity {id: id})
+WHERE e.domain_id IN $domains
 RETURN e.id AS id, e.domain_id AS domain_id, e.name AS name, e.type AS type,
-       e.description AS description, COUNT { (:Chunk)-[:MENTIONS]->(e) } AS mention_count
+       e.description AS description, COUNT { ()-[:MENTIONS]->(e) } AS mention_count
 """
 
 CHUNKS_BY_ID = """
 UNWIND $ids AS id
 MATCH (c:Chunk {id: id})
+WHERE c.domain_id IN $domains
 RETURN c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id, c.index AS index,
        c.start AS start, c.end AS end, c.text AS text
 """
@@ -171,6 +175,7 @@ RETURN c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id, c.ind
 RELATIONSHIPS_BY_ID = """
 UNWIND $ids AS id
 MATCH (a:Entity)-[r:RELATED {id: id}]->(b:Entity)
+WHERE a.domain_id IN $domains
 RETURN r.id AS id, a.domain_id AS domain_id, r.type AS type, a.id AS source_id,
        b.id AS target_id, r.weight AS weight
 """
@@ -180,4 +185,230 @@ MATCH (e:Entity {domain_id: $domain_id})
 WHERE e.name = $name
 MATCH (d:Document)-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e)
 RETURN e.id AS id, collect(DISTINCT d.id) AS documents
+"""
+
+# --- pages of relation fields ---------------------------------------------------------------
+# Each reads one page for many parents in one statement: $pages holds {pos, parent, domain, after}
+# per parent, and every node matched carries the parent's domain_id. Order and keyset condition
+# match the key type the store names (NameKey, ChunkKey, WeightKey).
+
+_ENTITY_PAGE = """
+  WITH DISTINCT page, e
+  WHERE page.after IS NULL OR e.name > page.after.name
+     OR (e.name = page.after.name AND e.id > page.after.id)
+  RETURN e ORDER BY e.name, e.id LIMIT $fetch
+}
+RETURN page.pos AS pos, e.id AS id, e.domain_id AS domain_id, e.name AS name, e.type AS type,
+       e.description AS description, COUNT { ()-[:MENTIONS]->(e) } AS mention_count
+"""
+
+DOMAIN_ENTITY_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (e:Entity {domain_id: page.domain})
+  WHERE ($type IS NULL OR e.type = $type)
+    AND ($name_contains IS NULL OR toLower(e.name) CONTAINS $name_contains)
+"""
+    + _ENTITY_PAGE
+)
+
+DOCUMENT_ENTITY_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (:Chunk {document_id: page.parent, domain_id: page.domain})-[:MENTIONS]->
+        (e:Entity {domain_id: page.domain})
+"""
+    + _ENTITY_PAGE
+)
+
+CHUNK_ENTITY_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (:Chunk {id: page.parent, domain_id: page.domain})-[:MENTIONS]->
+        (e:Entity {domain_id: page.domain})
+"""
+    + _ENTITY_PAGE
+)
+
+ENTITY_NEIGHBOR_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (:Entity {id: page.parent, domain_id: page.domain})-[:RELATED]-
+        (e:Entity {domain_id: page.domain})
+"""
+    + _ENTITY_PAGE
+)
+
+_CHUNK_PAGE = """
+  WHERE page.after IS NULL OR c.document_id > page.after.document_id
+     OR (c.document_id = page.after.document_id AND c.index > page.after.index)
+  RETURN c ORDER BY c.document_id, c.index LIMIT $fetch
+}
+RETURN page.pos AS pos, c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id,
+       c.index AS index, c.start AS start, c.end AS end, c.text AS text
+"""
+
+DOCUMENT_CHUNK_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (c:Chunk {document_id: page.parent, domain_id: page.domain})
+"""
+    + _CHUNK_PAGE
+)
+
+ENTITY_MENTION_PAGES = (
+    """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (c:Chunk {domain_id: page.domain})-[:MENTIONS]->
+        (:Entity {id: page.parent, domain_id: page.domain})
+"""
+    + _CHUNK_PAGE
+)
+
+# Heaviest first; $direction is OUT, IN or BOTH, $types null for every type.
+ENTITY_RELATIONSHIP_PAGES = """
+UNWIND $pages AS page
+CALL (page) {
+  MATCH (e:Entity {id: page.parent, domain_id: page.domain})-[r:RELATED]-
+        (:Entity {domain_id: page.domain})
+  WHERE ($direction = 'BOTH' OR ($direction = 'OUT') = (startNode(r) = e))
+    AND ($types IS NULL OR r.type IN $types)
+    AND (page.after IS NULL OR r.weight < page.after.weight
+         OR (r.weight = page.after.weight AND r.id > page.after.id))
+  RETURN r ORDER BY r.weight DESC, r.id LIMIT $fetch
+}
+RETURN page.pos AS pos, r.id AS id, page.domain AS domain_id, r.type AS type,
+       startNode(r).id AS source_id, endNode(r).id AS target_id, r.weight AS weight
+"""
+
+DOMAIN_GRAPH_STATS = """
+UNWIND $ids AS id
+CALL (id) { MATCH (n:Chunk {domain_id: id}) RETURN count(n) AS chunks }
+CALL (id) { MATCH (n:Entity {domain_id: id}) RETURN count(n) AS entities }
+CALL (id) { MATCH (:Entity {domain_id: id})-[r:RELATED]->() RETURN count(r) AS relationships }
+RETURN id, chunks, entities, relationships
+"""
+
+# --- traversals ----------------------------------------------------------------------------------
+# Bounded in work, not only in result size: every expansion has its LIMIT inside the statement,
+# every MATCH carries the domain, and the store runs them under the read timeout.
+
+# One breadth-first level of a neighbourhood: from each frontier entity its $take heaviest unseen
+# neighbours (a neighbour counted once, by its heaviest edge), then the $take heaviest of those.
+# Taking $take from each entity first keeps the rows bounded by frontier x $take, and it cannot
+# change the answer: a neighbour in the overall top $take is in its heaviest edge's list too.
+NEIGHBORHOOD_LEVEL = """
+UNWIND $frontier AS frontier_id
+MATCH (a:Entity {id: frontier_id, domain_id: $domain_id})
+CALL (a) {
+  MATCH (a)-[r:RELATED]-(b:Entity {domain_id: $domain_id})
+  WHERE NOT b.id IN $seen AND ($types IS NULL OR r.type IN $types)
+  WITH b, max(r.weight) AS weight
+  ORDER BY weight DESC, b.id
+  LIMIT $take
+  RETURN b, weight
+}
+WITH b, max(weight) AS weight
+ORDER BY weight DESC, b.id
+LIMIT $take
+RETURN b.id AS id, b.domain_id AS domain_id, b.name AS name, b.type AS type,
+       b.description AS description, COUNT { ()-[:MENTIONS]->(b) } AS mention_count
+"""
+
+# The edges among a neighbourhood's entities ($ids; $levels maps each to its breadth-first level),
+# each read once from its source: edges of the earliest levels first, then heavier, then by id.
+# Each source gives at most $take, which (as above) cannot change the overall first $take.
+NEIGHBORHOOD_EDGES = """
+UNWIND $ids AS source_id
+MATCH (a:Entity {id: source_id, domain_id: $domain_id})
+CALL (a) {
+  MATCH (a)-[r:RELATED]->(b:Entity {domain_id: $domain_id})
+  WHERE b.id IN $ids AND ($types IS NULL OR r.type IN $types)
+  WITH r, b, CASE WHEN $levels[a.id] > $levels[b.id] THEN $levels[a.id]
+                  ELSE $levels[b.id] END AS level
+  ORDER BY level, r.weight DESC, r.id
+  LIMIT $take
+  RETURN r, b, level
+}
+WITH a, r, b, level
+ORDER BY level, r.weight DESC, r.id
+LIMIT $take
+RETURN r.id AS id, $domain_id AS domain_id, r.type AS type, a.id AS source_id,
+       b.id AS target_id, r.weight AS weight
+"""
+
+# The shortest path of RELATED edges, either way, inside the domain. The bound is literal (a
+# shortestPath's length cannot be a parameter); a path longer than $max_depth is dropped after.
+SHORTEST_PATH = """
+MATCH (a:Entity {id: $from_id, domain_id: $domain_id}),
+      (b:Entity {id: $to_id, domain_id: $domain_id})
+MATCH p = shortestPath((a)-[:RELATED*1..6]-(b))
+WHERE all(n IN nodes(p) WHERE n.domain_id = $domain_id)
+WITH p
+WHERE length(p) <= $max_depth
+UNWIND range(0, length(p)) AS i
+WITH i, nodes(p)[i] AS n, CASE WHEN i < length(p) THEN relationships(p)[i] END AS r
+RETURN n.id AS id, n.domain_id AS domain_id, n.name AS name, n.type AS type,
+       n.description AS description, COUNT { ()-[:MENTIONS]->(n) } AS mention_count,
+       r.id AS edge_id, r.type AS edge_type, r.weight AS edge_weight,
+       startNode(r).id AS edge_source, endNode(r).id AS edge_target
+ORDER BY i
+"""
+
+# --- search -------------------------------------------------------------------------------------
+
+# The hits of a search joined to the graph in one statement: each chunk of the domain among $ids
+# with up to $max_entities of the entities it mentions, by name. A chunk the graph does not hold
+# (its document still being written) yields no row.
+SEARCH_HITS = """
+UNWIND $ids AS id
+MATCH (c:Chunk {id: id})
+WHERE c.domain_id = $domain_id
+CALL (c) {
+  OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+  WHERE e.domain_id = $domain_id
+  WITH e ORDER BY e.name, e.id
+  LIMIT $max_entities
+  RETURN collect(e { .id, .domain_id, .name, .type, .description,
+                     mention_count: COUNT { ()-[:MENTIONS]->(e) } }) AS entities
+}
+RETURN c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id, c.index AS index,
+       c.start AS start, c.end AS end, c.text AS text, entities
+"""
+
+# GRAPH mode's candidates in one statement: one row holding the chunks (each with the ids of up
+# to $max_entities entities it mentions, by name) and every entity they mention once, with its
+# degree in the domain and those of its neighbours that the candidates also mention.
+SEARCH_GRAPH_CANDIDATES = """
+UNWIND $ids AS id
+MATCH (c:Chunk {id: id})
+WHERE c.domain_id = $domain_id
+CALL (c) {
+  OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
+  WHERE e.domain_id = $domain_id
+  WITH e ORDER BY e.name, e.id
+  LIMIT $max_entities
+  RETURN collect(e) AS mentioned
+}
+WITH collect(c { .id, .domain_id, .document_id, .index, .start, .end, .text,
+                 entity_ids: [e IN mentioned | e.id] }) AS chunks,
+     collect(mentioned) AS lists
+CALL (lists) {
+  UNWIND lists AS list
+  UNWIND list AS e
+  WITH DISTINCT e
+  RETURN collect(e) AS entities
+}
+WITH chunks, entities, [e IN entities | e.id] AS candidate_ids
+RETURN chunks, [e IN entities | e { .id, .domain_id, .name, .type, .description,
+    mention_count: COUNT { ()-[:MENTIONS]->(e) },
+    degree: COUNT { (e)-[:RELATED]-(:Entity {domain_id: $domain_id}) },
+    neighbour_ids: [(e)-[:RELATED]-(n:Entity {domain_id: $domain_id})
+                    WHERE n.id IN candidate_ids | n.id] }] AS entities
 """

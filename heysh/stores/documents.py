@@ -104,7 +104,7 @@ class WithdrawalImpact:
     entity_names: list[str]  # the first ``names`` of them, by name
 
 
-_DOCUMENT_COLUMNS = (
+DOCUMENT_COLUMNS = (
     "d.id, d.domain_id, d.title, d.content_hash, d.size_bytes, d.status, d.error,"
     " d.chunk_count, d.entity_count, d.relationship_count, d.created_by, d.created_at,"
     " d.processed_at"
@@ -147,7 +147,7 @@ class DocumentStore:
                     " content_hash, size_bytes, created_by)"
                     " select %s, domain.id, %s, %s, %s, %s, %s from domain"
                     " on conflict (domain_id, content_hash) do nothing"
-                    f" returning {_DOCUMENT_COLUMNS}",
+                    f" returning {DOCUMENT_COLUMNS}",
                     (
                         domain_id,
                         document_id,
@@ -166,7 +166,7 @@ class DocumentStore:
                 return created, run
         existing = await self._fetch(
             DocumentRow,
-            f"select {_DOCUMENT_COLUMNS} from heysh.documents d"
+            f"select {DOCUMENT_COLUMNS} from heysh.documents d"
             " join heysh.domains m on m.id = d.domain_id and m.status = 'ACTIVE'"
             " where d.domain_id = %s and d.content_hash = %s",
             (domain_id, content_hash),
@@ -212,7 +212,7 @@ class DocumentStore:
                     " updated_at = now() from domain"
                     " where d.id = %s and d.domain_id = domain.id"
                     " and d.status::text = any(%s::text[])"
-                    f" returning {_DOCUMENT_COLUMNS}",
+                    f" returning {DOCUMENT_COLUMNS}",
                     (document_id, to.value, document_id, [s.value for s in allowed]),
                 )
                 document = await cur.fetchone()
@@ -226,7 +226,7 @@ class DocumentStore:
     async def get(self, document_id: UUID) -> DocumentRow | None:
         rows = await self._fetch(
             DocumentRow,
-            f"select {_DOCUMENT_COLUMNS} from heysh.documents d where d.id = %s",
+            f"select {DOCUMENT_COLUMNS} from heysh.documents d where d.id = %s",
             (document_id,),
         )
         return rows[0] if rows else None
@@ -234,7 +234,7 @@ class DocumentStore:
     async def visible(self, user_id: UUID, document_ids: Sequence[UUID]) -> list[DocumentRow]:
         return await self._fetch(
             DocumentRow,
-            f"select {_DOCUMENT_COLUMNS} from heysh.documents d"
+            f"select {DOCUMENT_COLUMNS} from heysh.documents d"
             " join heysh.domain_members m on m.domain_id = d.domain_id and m.user_id = %s"
             " where d.id = any(%s)",
             (user_id, list(document_ids)),
@@ -247,7 +247,7 @@ class DocumentStore:
         created_at, row_id = (after.created_at, after.id) if after else (None, None)
         return await self._fetch(
             DocumentRow,
-            f"select {_DOCUMENT_COLUMNS} from unnest(%s::uuid[]) as wanted(domain_id)"
+            f"select {DOCUMENT_COLUMNS} from unnest(%s::uuid[]) as wanted(domain_id)"
             " cross join lateral (select * from heysh.documents x"
             "   where x.domain_id = wanted.domain_id"
             "   and (%s::timestamptz is null or (x.created_at, x.id) < (%s, %s::uuid))"

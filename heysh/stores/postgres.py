@@ -229,6 +229,14 @@ class PostgresStore:
             )
             return {row[0]: MemberRole(row[1]) for row in await cur.fetchall()}
 
+    async def memberships(self, user_id: UUID) -> dict[UUID, MemberRole]:
+        """Every domain the user belongs to, with their role there."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "select domain_id, role from heysh.domain_members where user_id = %s", (user_id,)
+            )
+            return {row[0]: MemberRole(row[1]) for row in await cur.fetchall()}
+
     async def visible_runs(self, user_id: UUID, run_ids: Sequence[str]) -> list[RunRow]:
         return await self._fetch(
             RunRow,

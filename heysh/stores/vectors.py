@@ -1,9 +1,17 @@
-"""Chunk vectors in Weaviate: one collection, one tenant per domain (native isolation)."""
+"""Chunk vectors in Weaviate: one collection, one tenant per domain (native isolation).
+
+The collection records which embedder made its vectors (model name and dimensions, in its
+description), so a worker or an api configured with another embedder refuses to mix vector spaces.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import weaviate
@@ -11,11 +19,15 @@ from weaviate import WeaviateAsyncClient
 from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import Auth
-from weaviate.classes.query import Filter
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
-from weaviate.exceptions import UnexpectedStatusCodeError
+from weaviate.collections.classes.internal import Object
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
+from heysh.config import ConfigError
 from heysh.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".wcs.api.weaviate.io")
 
@@ -65,6 +77,54 @@ class ChunkVector:
     vector: list[float]
 
 
+# BM25 reads these only: ids (document_id) are never words a query should match.
+KEYWORD_PROPERTIES = ["text", "title"]
+_RETURN_PROPERTIES = ["document_id", "chunk_index", "text", "title", "start_offset", "end_offset"]
+_RECORD = re.compile(r"embedder=(\{.*\})\s*$")
+# One line of Weaviate's hybrid explain_score: "Hybrid (Result Set keyword,bm25) Document <uuid>:
+# original score 0.39794034, normalized score: 0.5" (vector lines say "Result Set vector,…").
+_EXPLAINED = re.compile(
+    r"Result Set (keyword|vector)\b[^)]*\) Document [^:]*: original score ([-+0-9.eE]+|NaN)"
+)
+
+
+@dataclass(frozen=True)
+class EmbedderRecord:
+    """The embedder whose vectors a collection holds."""
+
+    model: str
+    dimensions: int
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.dimensions} dimensions)"
+
+
+class EmbedderMismatchError(ConfigError):
+    """The collection holds vectors of another embedder than this process is configured with.
+
+    A ConfigError, so `heysh worker` stops at start-up with its one line; in the api it is the
+    search's ``extensions.code``.
+    """
+
+    code = "EMBEDDER_MISMATCH"
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """One chunk found by a search, with the scores the search gave it."""
+
+    chunk_id: str
+    document_id: str
+    index: int
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+    vector_score: float | None  # cosine similarity, 1 - distance
+    keyword_score: float | None  # BM25
+
+
 def tenant_name(domain_id: str) -> str:
     # Tenant names allow [A-Za-z0-9_-]{1,64}; a UUID fits as is.
     return domain_id
@@ -74,23 +134,68 @@ class VectorStore:
     def __init__(self, client: WeaviateAsyncClient, collection: str) -> None:
         self._client = client
         self._name = collection
+        self._recorded: EmbedderRecord | None = None  # once read, a record never changes
 
     async def ping(self) -> None:
         if not await self._client.is_ready():
             raise StoreError("Weaviate is not ready")
 
-    async def ensure_collection(self) -> None:
-        if await self._client.collections.exists(self._name):
-            return
+    async def ensure_collection(self, embedder_name: str, dimensions: int) -> None:
+        """Create the collection recording this embedder, or check that it records this one.
+
+        A collection made before the record existed is adopted: it gets this embedder's record.
+        Raises ``EmbedderMismatchError`` naming both embedders when the record differs.
+        """
+        wanted = EmbedderRecord(embedder_name, dimensions)
+        if not await self._client.collections.exists(self._name):
+            await self._create(wanted)
+        recorded = await self.recorded_embedder()
+        if recorded is None:
+            log.info("recording embedder %s on the existing collection %s", wanted, self._name)
+            await self._client.collections.use(self._name).config.update(
+                description=_description(wanted)
+            )
+            self._recorded = wanted
+        elif recorded != wanted:
+            raise EmbedderMismatchError(
+                f"the Weaviate collection {self._name} holds vectors of {recorded}, but this "
+                f"process embeds with {wanted}: configure the embedder the collection was built "
+                "with (HEYSH_EMBEDDER, HEYSH_OPENAI_EMBEDDING_MODEL/_DIMENSIONS) or use another "
+                "HEYSH_WEAVIATE_COLLECTION"
+            )
+
+    async def recorded_embedder(self) -> EmbedderRecord | None:
+        """The embedder the collection records; None when there is no collection or no record."""
+        if self._recorded is not None:
+            return self._recorded
+        try:
+            config = await self._client.collections.use(self._name).config.get()
+        except UnexpectedStatusCodeError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        self._recorded = _parse_record(config.description)
+        return self._recorded
+
+    async def _create(self, embedder: EmbedderRecord) -> None:
         try:
             await self._client.collections.create(
                 self._name,
+                description=_description(embedder),
                 multi_tenancy_config=Configure.multi_tenancy(
                     enabled=True, auto_tenant_creation=False
                 ),
                 vector_config=Configure.Vectors.self_provided(),
                 properties=[
-                    Property(name="document_id", data_type=DataType.TEXT, skip_vectorization=True),
+                    # Filterable (deletes and counts select by it), never searchable: an id is
+                    # no word for BM25 to match.
+                    Property(
+                        name="document_id",
+                        data_type=DataType.TEXT,
+                        skip_vectorization=True,
+                        index_searchable=False,
+                        index_filterable=True,
+                    ),
                     Property(name="chunk_index", data_type=DataType.INT),
                     Property(name="text", data_type=DataType.TEXT),
                     Property(name="title", data_type=DataType.TEXT),
@@ -177,3 +282,145 @@ class VectorStore:
         tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
         result = await tenant.aggregate.over_all(total_count=True)
         return int(result.total_count or 0)
+
+    # --- search ---------------------------------------------------------------------------------
+
+    async def search_vector(
+        self, domain_id: str, vector: Sequence[float], limit: int
+    ) -> list[VectorHit]:
+        """The ``limit`` chunks nearest ``vector`` (cosine); score = vector score = 1 - distance."""
+
+        async def run(tenant: Any) -> list[Object[Any, Any]]:
+            result = await tenant.query.near_vector(
+                near_vector=list(vector),
+                limit=limit,
+                return_properties=_RETURN_PROPERTIES,
+                return_metadata=MetadataQuery(distance=True),
+            )
+            return list(result.objects)
+
+        hits = []
+        for found in await self._search(domain_id, run):
+            similarity = 1.0 - float(found.metadata.distance or 0.0)
+            hits.append(_hit(found, similarity, vector_score=similarity, keyword_score=None))
+        return hits
+
+    async def search_keyword(self, domain_id: str, query: str, limit: int) -> list[VectorHit]:
+        """BM25 over the chunk text and the document title only; score = keyword score."""
+
+        async def run(tenant: Any) -> list[Object[Any, Any]]:
+            result = await tenant.query.bm25(
+                query=query,
+                query_properties=KEYWORD_PROPERTIES,
+                limit=limit,
+                return_properties=_RETURN_PROPERTIES,
+                return_metadata=MetadataQuery(score=True),
+            )
+            return list(result.objects)
+
+        hits = []
+        for found in await self._search(domain_id, run):
+            score = float(found.metadata.score or 0.0)
+            hits.append(_hit(found, score, vector_score=None, keyword_score=score))
+        return hits
+
+    async def search_hybrid(
+        self, domain_id: str, query: str, vector: Sequence[float], alpha: float, limit: int
+    ) -> list[VectorHit]:
+        """Weaviate's hybrid search (relative score fusion; alpha 0 is pure BM25, 1 pure vector).
+
+        The component scores come from Weaviate's explain_score, which states each result set's
+        original score (BM25, and cosine similarity for the vector set); a component the hit did
+        not appear in is None.
+        """
+
+        async def run(tenant: Any) -> list[Object[Any, Any]]:
+            result = await tenant.query.hybrid(
+                query=query,
+                vector=list(vector),
+                alpha=alpha,
+                fusion_type=HybridFusion.RELATIVE_SCORE,
+                query_properties=KEYWORD_PROPERTIES,
+                limit=limit,
+                return_properties=_RETURN_PROPERTIES,
+                return_metadata=MetadataQuery(score=True, explain_score=True),
+            )
+            return list(result.objects)
+
+        hits = []
+        for found in await self._search(domain_id, run):
+            parts = explained_scores(found.metadata.explain_score)
+            hits.append(
+                _hit(
+                    found,
+                    float(found.metadata.score or 0.0),
+                    vector_score=parts.get("vector"),
+                    keyword_score=parts.get("keyword"),
+                )
+            )
+        return hits
+
+    async def _search(
+        self, domain_id: str, run: Callable[[Any], Awaitable[list[Object[Any, Any]]]]
+    ) -> list[Object[Any, Any]]:
+        """``run`` on the domain's tenant; no hits when the collection or tenant does not exist
+        (a domain without documents), checked only after a failure so a search is one call."""
+        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
+        try:
+            return await run(tenant)
+        except WeaviateQueryError:
+            if not await self._client.collections.exists(self._name):
+                return []
+            if not await self.tenant_exists(domain_id):
+                return []
+            raise
+
+
+def explained_scores(explanation: str | None) -> dict[str, float]:
+    """{"keyword": BM25 score, "vector": cosine similarity} as far as Weaviate's hybrid
+    explain_score states them; a result set the object was not in is absent."""
+    scores: dict[str, float] = {}
+    for kind, value in _EXPLAINED.findall(explanation or ""):
+        try:
+            scores.setdefault(kind, float(value))
+        except ValueError:
+            continue
+    return {kind: value for kind, value in scores.items() if value == value}  # drop NaN
+
+
+def _hit(
+    found: Object[Any, Any],
+    score: float,
+    *,
+    vector_score: float | None,
+    keyword_score: float | None,
+) -> VectorHit:
+    props = found.properties
+    return VectorHit(
+        chunk_id=str(found.uuid),
+        document_id=str(props["document_id"]),
+        index=int(props["chunk_index"]),
+        title=str(props.get("title") or ""),
+        text=str(props["text"]),
+        start=int(props["start_offset"]),
+        end=int(props["end_offset"]),
+        score=score,
+        vector_score=vector_score,
+        keyword_score=keyword_score,
+    )
+
+
+def _description(embedder: EmbedderRecord) -> str:
+    record = json.dumps({"model": embedder.model, "dimensions": embedder.dimensions})
+    return f"heysh chunk vectors; embedder={record}"
+
+
+def _parse_record(description: str | None) -> EmbedderRecord | None:
+    match = _RECORD.search(description or "")
+    if match is None:
+        return None
+    try:
+        data = json.loads(match.group(1))
+        return EmbedderRecord(str(data["model"]), int(data["dimensions"]))
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
+from strawberry.relay import GlobalID
 
 from heysh.config import Settings
 from tests.support.documents import active_domain
@@ -70,6 +72,26 @@ async def test_fragments_and_variables_count_toward_the_cost(storeless: GraphQLC
     assert code(await storeless.execute(query, user="costa")) == "QUERY_TOO_COSTLY"
     small = await storeless.execute(query, {"n": 1}, user="costa")
     assert code(small) == "STORE_UNAVAILABLE"  # within budget: it ran, and met the closed port
+
+
+NESTED_NEIGHBORHOOD = """
+query($id: ID!, $limit: Int!) { neighborhood(entityId: $id, limit: $limit) {
+  nodes { id domain { documents(first: 100) { edges { node { id title } } } } }
+  edges { source { id } target { id } } } }
+"""
+
+
+async def test_a_neighborhood_limit_multiplies_its_selections_like_first(
+    storeless: GraphQLClient,
+) -> None:
+    entity = str(GlobalID("Entity", str(uuid.uuid4())))
+    huge = await storeless.execute(NESTED_NEIGHBORHOOD, {"id": entity, "limit": 500}, user="costa")
+    assert code(huge) == "QUERY_TOO_COSTLY"
+    assert huge["data"] is None
+    assert huge["errors"][0]["extensions"]["cost"] > 500 * 100
+    # Within budget it runs: an unknown entity is null (Neo4j answered; Postgres was not needed).
+    small = await storeless.execute(NESTED_NEIGHBORHOOD, {"id": entity, "limit": 2}, user="costa")
+    assert small == {"data": {"neighborhood": None}}
 
 
 async def test_an_ordinary_nested_page_is_within_the_budget(api: GraphQLClient) -> None:

@@ -30,6 +30,8 @@ async def test_the_worker_image_processes_a_document_with_openai_and_no_minilm_f
     assert image.command == ["heysh", "worker"]
     assert image.env["HEYSH_EMBEDDER"] == "openai"
     queue = f"image-{uuid.uuid4().hex[:8]}"
+    # A collection of its own: it holds OpenAI vectors, and the suite's holds MiniLM's.
+    collection = f"ImageChunks{uuid.uuid4().hex[:8]}"
     no_minilm = tmp_path / "minilm"
     no_minilm.mkdir()
     (tmp_path / "home").mkdir()
@@ -43,6 +45,7 @@ async def test_the_worker_image_processes_a_document_with_openai_and_no_minilm_f
             **stack.settings_env(),
             "HEYSH_ENV": "test",
             "HEYSH_TASK_QUEUE": queue,
+            "HEYSH_WEAVIATE_COLLECTION": collection,
             "HEYSH_OPENAI_API_KEY": "test-key",
             "HEYSH_OPENAI_BASE_URL": server.base_url,
             "HEYSH_OPENAI_EMBEDDING_DIMENSIONS": str(DIMENSIONS),
@@ -56,7 +59,8 @@ async def test_the_worker_image_processes_a_document_with_openai_and_no_minilm_f
         }
         worker = run_image_command(image, env, log_file)
         try:
-            async with gateway(settings.model_copy(update={"task_queue": queue})) as api:
+            own = {"task_queue": queue, "weaviate_collection": collection}
+            async with gateway(settings.model_copy(update=own)) as api:
                 try:
                     domain = await active_domain(api, "kim", "Image worker")
                     added = await add_document(api, "kim", domain, "physicists", TEXT)
@@ -80,9 +84,7 @@ async def test_the_worker_image_processes_a_document_with_openai_and_no_minilm_f
     client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, None)
     await client.connect()
     try:
-        chunks = client.collections.use(settings.weaviate_collection).with_tenant(
-            tenant_name(raw_id(domain))
-        )
+        chunks = client.collections.use(collection).with_tenant(tenant_name(raw_id(domain)))
         found = await chunks.query.fetch_objects(
             filters=Filter.by_property("document_id").equal(raw_id(added["document"]["id"])),
             include_vector=True,
