@@ -12,6 +12,7 @@ from strawberry.relay import GlobalID
 from heysh.config import Settings
 from tests.support.documents import active_domain
 from tests.support.graphql import GraphQLClient, gateway
+from tests.support.query_count import StatementCounter
 
 pytestmark = pytest.mark.integration
 
@@ -48,19 +49,35 @@ async def test_nested_connections_over_the_budget_are_refused_before_any_store_w
     assert cost > 100 * 100 * 100
 
 
-async def test_a_huge_first_depth_and_aliases_are_refused_before_any_store_work(
-    storeless: GraphQLClient,
+async def test_the_issues_nested_entities_query_is_refused_and_sends_no_statement(
+    storeless: GraphQLClient, statements: StatementCounter
 ) -> None:
-    huge = await storeless.execute(
-        "query { domains(first: 1000000) { edges { node { id } } } }", user="costa"
-    )
-    assert code(huge) == "QUERY_TOO_COSTLY"
-    deep = "query { domains { edges { node { " + "domain: documents { edges { node { domain { " * 5
-    deep += "id" + " } } } }" * 5 + " } } } }"
-    assert code(await storeless.execute(deep, user="costa")) == "GRAPHQL_VALIDATION_FAILED"
-    aliases = "query { " + " ".join(f"a{i}: viewer {{ id }}" for i in range(1000)) + " }"
-    refused = await storeless.execute(aliases, user="costa")
-    assert code(refused) == "GRAPHQL_VALIDATION_FAILED"
+    query = """query { domains(first: 100) { edges { node { documents(first: 100) { edges {
+      node { entities(first: 100) { edges { node { id name } } } } } } } } } }"""
+    with statements.counting() as sent:
+        body = await storeless.execute(query, user="costa")
+    assert code(body) == "QUERY_TOO_COSTLY"
+    assert body["data"] is None
+    assert sent == []  # neither Postgres nor Neo4j heard of it
+
+
+async def test_a_huge_first_depth_and_aliases_are_refused_before_any_store_work(
+    storeless: GraphQLClient, statements: StatementCounter
+) -> None:
+    with statements.counting() as sent:
+        huge = await storeless.execute(
+            "query { domains(first: 1000000) { edges { node { id } } } }", user="costa"
+        )
+        assert code(huge) == "QUERY_TOO_COSTLY"
+        # 5 x 4 levels: depth 20 below domains.
+        deep = "query { domains { edges { node { "
+        deep += "domain: documents { edges { node { domain { " * 5
+        deep += "id" + " } } } }" * 5 + " } } } }"
+        assert code(await storeless.execute(deep, user="costa")) == "GRAPHQL_VALIDATION_FAILED"
+        aliases = "query { " + " ".join(f"a{i}: viewer {{ id }}" for i in range(1000)) + " }"
+        refused = await storeless.execute(aliases, user="costa")
+        assert code(refused) == "GRAPHQL_VALIDATION_FAILED"
+    assert sent == []
 
 
 async def test_fragments_and_variables_count_toward_the_cost(storeless: GraphQLClient) -> None:
@@ -89,9 +106,9 @@ async def test_a_neighborhood_limit_multiplies_its_selections_like_first(
     assert code(huge) == "QUERY_TOO_COSTLY"
     assert huge["data"] is None
     assert huge["errors"][0]["extensions"]["cost"] > 500 * 100
-    # Within budget it runs: an unknown entity is null (Neo4j answered; Postgres was not needed).
+    # Within budget it runs, as far as the caller's memberships in the (closed) Postgres.
     small = await storeless.execute(NESTED_NEIGHBORHOOD, {"id": entity, "limit": 2}, user="costa")
-    assert small == {"data": {"neighborhood": None}}
+    assert code(small) == "STORE_UNAVAILABLE"
 
 
 async def test_an_ordinary_nested_page_is_within_the_budget(api: GraphQLClient) -> None:
