@@ -20,6 +20,7 @@ from strawberry.types.unset import UNSET
 from heysh.auth import AuthError, TokenVerifier, User, bearer_token
 from heysh.config import Settings
 from heysh.context import Context
+from heysh.graphiql import GraphiQLPage
 from heysh.http import GraphQLOverHTTP
 from heysh.limits import BodyLimit, UploadSlots
 from heysh.schema import build_schema
@@ -40,6 +41,12 @@ class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
         )
         self.services: Services | None = None
         self.verifier: TokenVerifier | None = None
+        # Our own page instead of Strawberry's, which loads GraphiQL from a CDN.
+        self.graphiql = GraphiQLPage() if settings.graphiql_enabled else None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        assert self.graphiql is not None, "Strawberry renders an IDE only when graphql_ide is set"
+        return self.graphiql.page()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         assert self.services is not None, "lifespan not started"
@@ -113,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            # GraphiQL's files exist as routes only where GraphiQL is on: elsewhere they are 404.
+            *([graphql.graphiql.route()] if graphql.graphiql is not None else []),
         ],
         lifespan=lifespan,
     )
