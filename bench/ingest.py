@@ -35,6 +35,7 @@ from heysh.activities.documents import (  # noqa: E402
     DocumentStatusChange,
 )
 from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange  # noqa: E402
+from heysh.activities.runs import RunActivities  # noqa: E402
 from heysh.config import Settings  # noqa: E402
 from heysh.local.stack import LocalStack  # noqa: E402
 from heysh.pipeline.factory import build_counter, build_embedder  # noqa: E402
@@ -121,7 +122,7 @@ async def run_workflow(
         services.temporal,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        activities=[*activities.all(), *RunActivities(services.runs).all()],
         max_concurrent_activities=request.extract_concurrency * 2,
     ):
         started = time.perf_counter()

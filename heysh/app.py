@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from heysh.auth import AuthError, TokenVerifier, User, bearer_token
@@ -22,9 +25,11 @@ from heysh.config import Settings
 from heysh.context import Context
 from heysh.graphiql import GraphiQLPage
 from heysh.http import GraphQLOverHTTP
+from heysh.hub import CHANNELS, RunHub
 from heysh.limits import BodyLimit, UploadSlots
 from heysh.schema import build_schema
 from heysh.services import Services, open_services
+from heysh.stores.notifications import PostgresListener
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,12 @@ class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             multipart_uploads_enabled=True,
         )
+        self.max_subscriptions_per_connection = settings.max_subscriptions_per_connection
         self.services: Services | None = None
+        self.hub: RunHub | None = None
         self.verifier: TokenVerifier | None = None
         # Our own page instead of Strawberry's, which loads GraphiQL from a CDN.
         self.graphiql = GraphiQLPage() if settings.graphiql_enabled else None
@@ -52,9 +59,13 @@ class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
         assert self.services is not None, "lifespan not started"
         if isinstance(request, WebSocket):
             # A WebSocket authenticates once, in connection_init: see on_ws_connect.
-            return Context(self.services, None, "connection_init carried no valid token")
+            context = Context(
+                self.services, None, "connection_init carried no valid token", hub=self.hub
+            )
+            context.websocket = request
+            return context
         user, error = await self._authenticate(request.headers.get("authorization"))
-        return Context(self.services, user, error)
+        return Context(self.services, user, error, hub=self.hub)
 
     async def on_ws_connect(self, context: Context) -> Any:
         header = (context.connection_params or {}).get("Authorization")
@@ -62,6 +73,8 @@ class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
         if user is None:
             raise ConnectionRejectionError({"message": error, "code": "UNAUTHENTICATED"})
         context.sign_in(user)
+        if user.expires_at is not None and context.websocket is not None:
+            close_when_expired(context.websocket, user.expires_at)
         return UNSET
 
     async def _authenticate(self, header: str | None) -> tuple[User | None, str | None]:
@@ -72,6 +85,25 @@ class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
             return None, str(exc)
 
 
+EXPIRED_TOKEN_CLOSE_CODE = 4403  # graphql-transport-ws's Forbidden, used for both protocols
+
+
+def close_when_expired(websocket: WebSocket, expires_at: float) -> None:
+    """Close the socket with EXPIRED_TOKEN_CLOSE_CODE when the token it signed in with expires:
+    a connection must not outlive the credential that opened it."""
+
+    async def close() -> None:
+        with contextlib.suppress(RuntimeError):  # already closed by the client or the server
+            await websocket.close(code=EXPIRED_TOKEN_CLOSE_CODE, reason="token expired")
+
+    loop = asyncio.get_running_loop()
+    delay = max(0.0, expires_at - time.time())
+    loop.call_later(delay, lambda: _expiries.add(loop.create_task(close())))
+
+
+_expiries: set[asyncio.Task[None]] = set()  # strong references until each close has run
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     graphql = HeyshGraphQL(settings)
@@ -80,11 +112,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings, lazy=True) as services:
             verifier = TokenVerifier(settings)
-            graphql.services, graphql.verifier = services, verifier
-            app.state.services = services
+            hub = RunHub(
+                services.runs,
+                services.domain_events,
+                services.postgres,
+                settings.subscriber_queue_limit,
+            )
+            listener = PostgresListener(
+                settings.database_url.get_secret_value(), CHANNELS, hub.notify, hub.catch_up
+            )
+            listener.start()
+            graphql.services, graphql.verifier, graphql.hub = services, verifier, hub
+            app.state.services, app.state.hub = services, hub
             try:
                 yield
             finally:
+                await listener.stop()
                 await verifier.aclose()
 
     async def healthz(request: Request) -> Response:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -57,6 +57,8 @@ class User:
     id: str  # the JWT `sub`: Supabase auth.users id
     email: str | None
     role: str  # the `role` claim, e.g. "authenticated"
+    # The `exp` claim: a WebSocket signed in with this token is closed when it passes.
+    expires_at: float | None = field(default=None, compare=False)
 
 
 def bearer_token(authorization_header: str | None) -> str:
@@ -125,7 +127,10 @@ class TokenVerifier:
             raise AuthError("token missing required claim: role")
         email = claims.get("email")
         return User(
-            id=claims["sub"], email=email if isinstance(email, str) and email else None, role=role
+            id=claims["sub"],
+            email=email if isinstance(email, str) and email else None,
+            role=role,
+            expires_at=float(claims["exp"]),
         )
 
     def _decode(self, token: str, key: str | PyJWK, alg: str) -> dict[str, Any]:

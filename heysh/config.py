@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # Entities a `neighborhood` may return (its `limit`); its edges are bounded by a multiple.
     max_subgraph_nodes: int = Field(default=500, ge=1)
     max_domain_name_length: int = Field(default=100, ge=1)
+    # Live subscriptions one WebSocket may hold, and the events a subscriber may fall behind
+    # before its subscription is ended (SUBSCRIBER_TOO_SLOW; it can resume with `after`).
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    subscriber_queue_limit: int = Field(default=256, ge=1)
     max_domain_description_length: int = Field(default=2000, ge=0)
 
     @property

@@ -10,6 +10,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from heysh.auth import User
 from heysh.errors import HeyshError
+from heysh.hub import RunHub
 from heysh.resolvers.loaders import Loaders
 from heysh.services import Services
 
@@ -24,6 +25,8 @@ class Context:
     user: User | None
     auth_error: str | None = None
     connection_params: dict[str, Any] | None = None  # set by the WebSocket protocol handler
+    hub: RunHub | None = None  # the api's live-event router (subscriptions)
+    websocket: Any = None  # the connection, for a WebSocket's context
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,6 +42,12 @@ class Context:
         if self.user is None:
             raise NotAuthenticatedError(self.auth_error or "authentication required")
         return UUID(self.user.id)
+
+    @property
+    def live(self) -> RunHub:
+        if self.hub is None:
+            raise HeyshError("subscriptions are served by the api only")
+        return self.hub
 
 
 Info = StrawberryInfo[Context, Any]

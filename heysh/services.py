@@ -19,10 +19,12 @@ from temporalio.client import Client as TemporalClient
 from heysh.config import Settings
 from heysh.errors import HeyshError
 from heysh.stores.documents import DocumentStore
+from heysh.stores.domain_events import DomainEventStore
 from heysh.stores.graph import GraphStore, create_driver
 from heysh.stores.members import MemberStore
 from heysh.stores.postgres import PostgresStore, create_pool
 from heysh.stores.provenance import ProvenanceStore
+from heysh.stores.runs import RunStore
 from heysh.stores.vectors import VectorStore, create_client
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ class Services:
     documents: DocumentStore
     members: MemberStore
     provenance: ProvenanceStore
+    runs: RunStore
+    domain_events: DomainEventStore
     graph: GraphStore
     vectors: VectorStore
     temporal: TemporalClient
@@ -112,6 +116,8 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
             documents=DocumentStore(pool),
             members=MemberStore(pool),
             provenance=ProvenanceStore(pool),
+            runs=RunStore(pool),
+            domain_events=DomainEventStore(pool),
             graph=GraphStore(
                 driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
             ),

@@ -11,6 +11,7 @@ from heysh.activities.documents import DocumentActivities
 from heysh.activities.domains import DomainActivities
 from heysh.activities.graph import GraphActivities
 from heysh.activities.outages import StoreOutageInterceptor
+from heysh.activities.runs import RunActivities
 from heysh.config import Settings
 from heysh.pipeline.embedding import Embedder
 from heysh.pipeline.extraction import Extractor
@@ -66,6 +67,7 @@ def build_worker(
             *domains.all(),
             *documents.all(),
             *GraphActivities(services.documents, services.graph).all(),
+            *RunActivities(services.runs).all(),
         ],
         max_concurrent_activities=services.settings.extract_concurrency * 2,
         interceptors=[StoreOutageInterceptor()],

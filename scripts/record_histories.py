@@ -1,16 +1,18 @@
 """Record the event histories of real runs of every workflow, for the replay test.
 
-    .venv/bin/python scripts/record_histories.py
+    .venv/bin/python scripts/record_histories.py [--suffix _run_events]
 
 Starts a throwaway local stack, drives the real api and worker through each workflow's paths
 (success, failure, cancel), and writes each history to tests/fixtures/histories/<name>.json.
 tests/unit/test_replay.py replays them against the current workflow code: a change that would
 break runs already in flight fails there until it is made with `workflow.patched`.
-Re-record only when a change is deliberately incompatible (and old runs have drained).
+Re-record only when a change is deliberately incompatible (and old runs have drained). After a
+patched change, record with a --suffix to add histories of the new path beside the old ones.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import secrets
@@ -41,6 +43,7 @@ from tests.support.documents import (  # noqa: E402
 from tests.support.graphql import GraphQLClient, eventually, gateway  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "histories"
+SUFFIX = ""
 CREATE_DOMAIN = """
 mutation($name: String!) { createDomain(input: {name: $name}) {
   ... on CreateDomainSuccess { domain { id } run { id } } } }
@@ -58,8 +61,10 @@ async def save(services: Services, name: str, run_gid: str) -> None:
     handle = services.temporal.get_workflow_handle(raw_id(run_gid))
     await handle.result()
     history = await handle.fetch_history()
-    (OUT / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-    print(f"recorded {name}: {len(history.events)} events", flush=True)
+    (OUT / f"{name}{SUFFIX}.json").write_text(
+        json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+    )
+    print(f"recorded {name}{SUFFIX}: {len(history.events)} events", flush=True)
 
 
 async def finished(api: GraphQLClient, run_gid: str) -> Any:
@@ -129,6 +134,10 @@ async def record(settings: Settings, services: Services) -> None:
 
 
 async def main() -> None:
+    global SUFFIX
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--suffix", default="", help="appended to each history's file name")
+    SUFFIX = parser.parse_args().suffix
     OUT.mkdir(parents=True, exist_ok=True)
     stack = LocalStack.for_tests(Path(tempfile.mkdtemp(prefix="heysh-histories-")))
     stack.start()

@@ -10,7 +10,6 @@ from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from heysh.resolvers.runs import RunState, run_states
 from heysh.stores.documents import DocumentRow
 from heysh.stores.graph_values import (
     ChunkKey,
@@ -79,7 +78,6 @@ class Loaders:
         self.role: DataLoader[UUID, MemberRole | None] = DataLoader(self._roles)
         self.run: DataLoader[str, RunRow | None] = DataLoader(self._runs)
         self.latest_run: DataLoader[UUID, RunRow | None] = DataLoader(self._latest_runs)
-        self.run_state: DataLoader[str, RunState] = DataLoader(self._run_states)
         self.document: DataLoader[UUID, DocumentRow | None] = DataLoader(self._documents)
         self.entity: DataLoader[str, EntityNode | None] = DataLoader(self._entities)
         self.chunk: DataLoader[str, ChunkNode | None] = DataLoader(self._chunks)
@@ -215,10 +213,3 @@ class Loaders:
         # Only called for subjects already proven visible, so no membership join is needed.
         latest = await self._services.postgres.latest_runs(subject_ids)
         return [latest.get(i) for i in subject_ids]
-
-    async def _run_states(self, ids: Sequence[str]) -> list[RunState]:
-        runs = await self.run.load_many(list(ids))
-        visible = [run for run in runs if run is not None]
-        if len(visible) != len(ids):
-            raise LookupError("run state requested for a run the caller cannot see")
-        return await run_states(self._services.temporal, visible)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -23,12 +24,12 @@ from heysh.schema.chunks import Chunk
 from heysh.schema.common import User
 from heysh.schema.cost import QueryCostLimit
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
-from heysh.schema.domains import Domain, DomainMutations, DomainQueries
+from heysh.schema.domains import Domain, DomainMutations, DomainQueries, DomainSubscriptions
 from heysh.schema.entities import Entity, EntityQueries
-from heysh.schema.extensions import ErrorCodes, RequireAuthentication
+from heysh.schema.extensions import ErrorCodes, RequireAuthentication, classify
 from heysh.schema.members import MemberMutations
 from heysh.schema.relationships import Relationship
-from heysh.schema.runs import RunQueries, WorkflowRun
+from heysh.schema.runs import RunQueries, RunSubscriptions, WorkflowRun
 from heysh.schema.search import SearchQueries
 from heysh.schema.traversals import TraversalQueries
 
@@ -87,6 +88,29 @@ class Mutation(DomainMutations, DocumentMutations, MemberMutations):
     pass
 
 
+@strawberry.type
+class Subscription(RunSubscriptions, DomainSubscriptions):
+    pass
+
+
+class HeyshSchema(strawberry.Schema):
+    """Streams code their errors too: ErrorCodes sees only an operation's first result."""
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        results = await super().stream(*args, **kwargs)
+        if not hasattr(results, "__aiter__"):
+            return results
+        return _coded(results)
+
+
+async def _coded(results: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for result in results:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [classify(error) for error in errors]
+        yield result
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     # The SDL is the same in every environment; printing it needs no deployment's settings.
     settings = settings or Settings(env=Environment.TEST)
@@ -104,6 +128,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, extensions=extensions, types=list(NODE_TYPES.values())
+    return HeyshSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        types=list(NODE_TYPES.values()),
     )

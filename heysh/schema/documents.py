@@ -82,7 +82,7 @@ class Document(relay.Node):
     @strawberry.field(description="The most recent run on this document.")
     async def last_run(self, info: Info) -> WorkflowRun | None:
         run = await info.context.loaders.latest_run.load(UUID(self.id))
-        return await load_run(info, run.id) if run else None
+        return WorkflowRun.from_state(RunState.from_row(run)) if run else None
 
     @strawberry.field(description="The chunks the document was split into, in order.")
     async def chunks(

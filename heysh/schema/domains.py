@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from heysh.context import Info
+from heysh.errors import NotFoundError
 from heysh.resolvers import domains as resolve
 from heysh.resolvers import graph as read
 from heysh.resolvers import members
@@ -18,7 +20,8 @@ from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
 from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, document_key, page_args
 from heysh.schema.entities import Entity, entity_key
-from heysh.schema.runs import WorkflowRun, load_run
+from heysh.schema.runs import WorkflowRun
+from heysh.stores.domain_events import DomainEventRow
 from heysh.stores.graph_values import NameKey
 from heysh.stores.postgres import DomainRow, PageKey
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
@@ -68,7 +71,7 @@ class Domain(relay.Node):
     @strawberry.field(description="The most recent workflow run on this domain.")
     async def last_run(self, info: Info) -> WorkflowRun | None:
         run = await info.context.loaders.latest_run.load(UUID(self.id))
-        return await load_run(info, run.id) if run else None
+        return WorkflowRun.from_state(RunState.from_row(run)) if run else None
 
     @strawberry.field(description="The domain's documents, newest first.")
     async def documents(
@@ -183,3 +186,62 @@ class DomainMutations:
         return CreateDomainSuccess(
             domain=Domain.from_row(row), run=WorkflowRun.from_state(RunState.queued(run))
         )
+
+
+@strawberry.enum(description="What happened in a domain.")
+class DomainEventKind(Enum):
+    DOCUMENT_ADDED = "DOCUMENT_ADDED"
+    DOCUMENT_STATUS_CHANGED = "DOCUMENT_STATUS_CHANGED"
+    DOCUMENT_DELETED = "DOCUMENT_DELETED"
+    RUN_STARTED = "RUN_STARTED"
+    RUN_ENDED = "RUN_ENDED"
+
+
+@strawberry.type(description="One change in a domain, recorded with the change itself.")
+class DomainEvent:
+    seq: int = strawberry.field(description="1, 2, 3 ... per domain, without gaps.")
+    kind: DomainEventKind
+    document_id: strawberry.ID | None = strawberry.field(
+        description="The document concerned (a document's run's too)."
+    )
+    run_id: strawberry.ID | None = strawberry.field(description="For RUN_STARTED and RUN_ENDED.")
+    run_kind: str | None
+    status: str | None = strawberry.field(
+        description="The document's status, or the run's (RUNNING, then how it ended)."
+    )
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: DomainEventRow) -> DomainEvent:
+        return cls(
+            seq=row.seq,
+            kind=DomainEventKind(row.kind),
+            document_id=strawberry.ID(str(relay.GlobalID("Document", str(row.document_id))))
+            if row.document_id
+            else None,
+            run_id=strawberry.ID(str(relay.GlobalID("WorkflowRun", row.run_id)))
+            if row.run_id
+            else None,
+            run_kind=row.run_kind,
+            status=row.status,
+            at=row.at,
+        )
+
+
+@strawberry.type
+class DomainSubscriptions:
+    @strawberry.subscription(
+        description="The domain's events in order, from the one after `after` (0: from the "
+        "start), then each as it happens. Ends with FORBIDDEN when the caller loses access "
+        "(removed, or the domain deleted)."
+    )
+    async def domain_events(
+        self, info: Info, domain_id: strawberry.ID, after: int = 0
+    ) -> AsyncGenerator[DomainEvent, None]:
+        ctx = info.context
+        parsed = parse_global_id(domain_id, "Domain")
+        domain = parse_uuid(parsed) if parsed else None
+        if domain is None or await ctx.loaders.role.load(domain) is None:
+            raise NotFoundError("domain not found")
+        async for row in ctx.live.domain_events(domain, ctx.user_id, max(after, 0)):
+            yield DomainEvent.from_row(row)

@@ -63,34 +63,37 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is None or not result.errors:
             return
-        result.errors = [self._classify(error) for error in result.errors]
+        result.errors = [classify(error) for error in result.errors]
 
-    def _classify(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        message = error.message
-        extensions = dict(error.extensions or {})
-        outage = None if isinstance(original, HeyshError | None) else store_outage(original)
-        if outage is not None:  # logged with the driver's detail, answered without it
-            log.warning("store unavailable in %s: %r", error.path, original)
-            original, message = outage, str(outage)
-        if isinstance(original, HeyshError):
-            extensions["code"] = original.code
-        elif original is None or isinstance(original, GraphQLError):
-            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
-        else:
-            log.error("unexpected error in %s", error.path, exc_info=original)
-            return GraphQLError(
-                "internal server error",
-                nodes=error.nodes,
-                path=error.path,
-                extensions={"code": "INTERNAL_SERVER_ERROR"},
-            )
+
+def classify(error: GraphQLError) -> GraphQLError:
+    """The error as clients see it: coded, and masked unless heysh raised it on purpose (also
+    for each result a subscription streams, see heysh.schema.HeyshSchema)."""
+    original = error.original_error
+    message = error.message
+    extensions = dict(error.extensions or {})
+    outage = None if isinstance(original, HeyshError | None) else store_outage(original)
+    if outage is not None:  # logged with the driver's detail, answered without it
+        log.warning("store unavailable in %s: %r", error.path, original)
+        original, message = outage, str(outage)
+    if isinstance(original, HeyshError):
+        extensions["code"] = original.code
+    elif original is None or isinstance(original, GraphQLError):
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+    else:
+        log.error("unexpected error in %s", error.path, exc_info=original)
         return GraphQLError(
-            message,
+            "internal server error",
             nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
             path=error.path,
-            original_error=original,
-            extensions=extensions,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
         )
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions=extensions,
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 
 import strawberry
 from strawberry import relay
 
 from heysh.context import Info
+from heysh.errors import NotFoundError
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import parse_global_id
 from heysh.workflows.progress import RunStatus, StepStatus
@@ -25,7 +26,7 @@ class WorkflowStep:
     total: int = strawberry.field(description="Items this step will process; 0 if not counted.")
 
 
-@strawberry.type(description="A durable workflow run; its state is read from the workflow itself.")
+@strawberry.type(description="A durable workflow run, as its workflow last recorded it.")
 class WorkflowRun(relay.Node):
     id: relay.NodeID[str]
     kind: str
@@ -58,12 +59,8 @@ class WorkflowRun(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WorkflowRun | None]:
-        loaders = info.context.loaders
-        ids = list(node_ids)
-        runs = await loaders.run.load_many(ids)
-        visible = [run.id for run in runs if run is not None]
-        states = {s.id: s for s in await loaders.run_state.load_many(visible)}
-        return [cls.from_state(states[i]) if i in states else None for i in ids]
+        runs = await info.context.loaders.run.load_many(list(node_ids))
+        return [cls.from_state(RunState.from_row(run)) if run else None for run in runs]
 
 
 async def load_run(info: Info, run_id: str) -> WorkflowRun | None:
@@ -77,3 +74,40 @@ class RunQueries:
     async def workflow_run(self, info: Info, id: strawberry.ID) -> WorkflowRun | None:
         run_id = parse_global_id(id, "WorkflowRun")
         return await load_run(info, run_id) if run_id else None
+
+
+@strawberry.type(description="One step of a run's progress, in the order the run recorded it.")
+class WorkflowRunEvent:
+    seq: int = strawberry.field(description="1, 2, 3 ... per run, without gaps.")
+    run: WorkflowRun = strawberry.field(description="The run as recorded with this event.")
+    stage: str
+    status: WorkflowRunStatus  # type: ignore[valid-type]
+    progress: float = strawberry.field(description="Fraction of the run done, 0..1.")
+    message: str
+    at: datetime
+
+
+@strawberry.type
+class RunSubscriptions:
+    @strawberry.subscription(
+        description="A run's events in order, from the one after `after` (0: from the start), "
+        "ending after its last (COMPLETED, FAILED or CANCELED); a finished run replays them."
+    )
+    async def workflow_run(
+        self, info: Info, id: strawberry.ID, after: int = 0
+    ) -> AsyncGenerator[WorkflowRunEvent, None]:
+        ctx = info.context
+        run_id = parse_global_id(id, "WorkflowRun")
+        run = await ctx.loaders.run.load(run_id) if run_id else None
+        if run is None:
+            raise NotFoundError("run not found")
+        async for event, snapshot in ctx.live.events(run, ctx.user_id, max(after, 0)):
+            yield WorkflowRunEvent(
+                seq=event.seq,
+                run=WorkflowRun.from_state(RunState.from_row(snapshot)),
+                stage=event.stage,
+                status=RunStatus(event.status),
+                progress=event.progress,
+                message=event.message,
+                at=event.at,
+            )

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import MemberRole, PageKey, fetch_rows
+from heysh.stores.postgres import MemberRole, PageKey, fetch_rows, notify_access_changed
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class MemberStore:
                     (domain_id, user_id, role.value),
                 )
                 row = await cur.fetchone()
+            await notify_access_changed(conn, domain_id)
         assert row is not None
         return row
 
@@ -69,7 +70,10 @@ class MemberStore:
                 "delete from heysh.domain_members where domain_id = %s and user_id = %s",
                 (domain_id, user_id),
             )
-            return None if cur.rowcount == 1 else Refused.NOT_A_MEMBER
+            if cur.rowcount != 1:
+                return Refused.NOT_A_MEMBER
+            await notify_access_changed(conn, domain_id)
+            return None
 
     async def page(self, domain_id: UUID, limit: int, after: PageKey | None) -> list[MemberRow]:
         """The domain's members, newest first (keyset on when they joined, then user id)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -51,6 +51,15 @@ class RunRow:
     subject_id: UUID | None
     started_by: UUID
     created_at: datetime
+    # The run's last recorded state (heysh.stores.runs writes it); status None: no event yet.
+    status: str | None = None
+    stage: str | None = None
+    progress: float = 0.0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,10 @@ class PageKey:
 _Row = TypeVar("_Row")
 
 _DOMAIN_COLUMNS = "d.id, d.name, d.description, d.status, d.error, d.created_by, d.created_at"
-_RUN_COLUMNS = "id, domain_id, kind, subject_id, started_by, created_at"
+RUN_COLUMNS = (
+    "id, domain_id, kind, subject_id, started_by, created_at, status, stage, progress, steps,"
+    " error, started_at, finished_at, last_seq"
+)
 
 
 def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
@@ -154,9 +166,10 @@ class PostgresStore:
             return await insert_run(conn, run.id, domain_id, run.kind, domain_id, run.started_by)
 
     async def delete_domain(self, domain_id: UUID) -> bool:
-        """Deletes the row; members, runs and documents cascade."""
-        async with self._pool.connection() as conn:
+        """Deletes the row; members and documents cascade (runs stay, see workflow_runs)."""
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute("delete from heysh.domains where id = %s", (domain_id,))
+            await notify_access_changed(conn, domain_id)
             return cur.rowcount == 1
 
     async def begin_rebuild(self, domain_id: UUID, run: NewRun) -> RunRow | None:
@@ -238,20 +251,21 @@ class PostgresStore:
             return {row[0]: MemberRole(row[1]) for row in await cur.fetchall()}
 
     async def visible_runs(self, user_id: UUID, run_ids: Sequence[str]) -> list[RunRow]:
+        """Runs of the user's domains, and runs the user started (a finished deleteDomain stays
+        readable to whoever started it after the domain and its memberships are gone)."""
         return await self._fetch(
             RunRow,
-            "select r.id, r.domain_id, r.kind, r.subject_id, r.started_by, r.created_at"
-            " from heysh.workflow_runs r"
-            " join heysh.domain_members m on m.domain_id = r.domain_id and m.user_id = %s"
-            " where r.id = any(%s)",
-            (user_id, list(run_ids)),
+            f"select {RUN_COLUMNS} from heysh.workflow_runs r where r.id = any(%s)"
+            " and (r.started_by = %s or exists (select 1 from heysh.domain_members m"
+            "  where m.domain_id = r.domain_id and m.user_id = %s))",
+            (list(run_ids), user_id, user_id),
         )
 
     async def latest_runs(self, subject_ids: Sequence[UUID]) -> dict[UUID, RunRow]:
         rows = await self._fetch(
             RunRow,
-            "select distinct on (subject_id) id, domain_id, kind, subject_id, started_by,"
-            " created_at from heysh.workflow_runs where subject_id = any(%s)"
+            f"select distinct on (subject_id) {RUN_COLUMNS} from heysh.workflow_runs"
+            " where subject_id = any(%s)"
             " order by subject_id, created_at desc",
             (list(subject_ids),),
         )
@@ -273,12 +287,21 @@ async def insert_run(
     async with conn.cursor(row_factory=class_row(RunRow)) as cur:
         await cur.execute(
             "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
-            f" values (%s, %s, %s, %s, %s) returning {_RUN_COLUMNS}",
+            f" values (%s, %s, %s, %s, %s) returning {RUN_COLUMNS}",
             (run_id, domain_id, kind, subject_id, started_by),
         )
         run = await cur.fetchone()
     assert run is not None
     return run
+
+
+ACCESS_CHANNEL = "heysh_access"
+
+
+async def notify_access_changed(conn: AsyncConnection[Any], domain_id: UUID) -> None:
+    """Tell every api (on commit) that who may read the domain changed: live subscriptions
+    re-check their caller."""
+    await conn.execute("select pg_notify(%s, %s)", (ACCESS_CHANNEL, str(domain_id)))
 
 
 async def fetch_rows(

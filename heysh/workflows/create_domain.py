@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
     from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
+    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["graph", "vectors", "activate"]
 CANCELED = "creation canceled"
@@ -35,6 +36,7 @@ class CreateDomainWorkflow:
     @workflow.run
     async def run(self, request: CreateDomainInput) -> RunOutput:
         progress = self._progress = RunProgress.planned("CREATE_DOMAIN", STEPS, now())
+        publisher = RunPublisher(progress)
         ref = DomainRef(request.domain_id, request.name)
         try:
             progress.begin("graph", now())
@@ -55,6 +57,7 @@ class CreateDomainWorkflow:
             reason = CANCELED if canceled else readable_failure(progress.stage, err)
             reason = await self._compensate(ref, reason)
             progress.fail(reason, now(), canceled=canceled)
+        await publisher.close()
         return RunOutput(progress.status, progress)
 
     async def _compensate(self, ref: DomainRef, reason: str) -> str:

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from heysh.activities.documents import DocumentActivities, DocumentRef, DocumentStatusChange
     from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
+    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["impact", "withdraw", "metadata"]
 HEARTBEAT = timedelta(seconds=20)
@@ -40,6 +41,7 @@ class DeleteDocumentWorkflow:
     @workflow.run
     async def run(self, request: DeleteDocumentInput) -> RunOutput:
         progress = self._progress = RunProgress.planned("DELETE_DOCUMENT", STEPS, now())
+        publisher = RunPublisher(progress)
         ref = DocumentRef(request.document_id, request.domain_id)
         summary: dict[str, int] = {}
         try:
@@ -64,4 +66,5 @@ class DeleteDocumentWorkflow:
                 DocumentStatusChange(request.document_id, "FAILED", reason, expected=["DELETING"]),
             )
             progress.fail(reason, now(), canceled=canceled)
+        await publisher.close()
         return RunOutput(progress.status, progress, summary)

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
+    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["stop", "vectors", "graph", "metadata"]
 LONG = timedelta(minutes=30)
@@ -42,6 +43,7 @@ class DeleteDomainWorkflow:
     @workflow.run
     async def run(self, request: DeleteDomainInput) -> RunOutput:
         progress = self._progress = RunProgress.planned("DELETE_DOMAIN", STEPS, now())
+        publisher = RunPublisher(progress)
         ref = DomainRef(request.domain_id)
         try:
             progress.begin("stop", now())
@@ -70,4 +72,5 @@ class DeleteDomainWorkflow:
                 DomainStatusChange(request.domain_id, "FAILED", reason, expected=["DELETING"]),
             )
             progress.fail(reason, now(), canceled=canceled)
+        await publisher.close()
         return RunOutput(progress.status, progress)

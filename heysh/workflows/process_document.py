@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from heysh.workflows.common import failure_type, now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
+    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["chunk", "embed", "index", "extract", "resolve", "graph"]
 # The statuses this run holds the document in; its final write applies only from one of them.
@@ -59,6 +60,7 @@ class ProcessDocumentWorkflow:
     @workflow.run
     async def run(self, request: ProcessDocumentInput) -> RunOutput:
         progress = self._progress = RunProgress.planned("PROCESS_DOCUMENT", STEPS, now())
+        publisher = RunPublisher(progress)
         ref = DocumentRef(request.document_id, request.domain_id, request.title)
         summary: dict[str, int] = {}
         try:
@@ -125,6 +127,7 @@ class ProcessDocumentWorkflow:
             else:
                 await self._withdraw(ref, reason)
                 progress.fail(reason, now(), canceled=canceled)
+        await publisher.close()
         return RunOutput(progress.status, progress, summary)
 
     async def _batches(
@@ -153,7 +156,7 @@ class ProcessDocumentWorkflow:
                 outcome = await run_activity(
                     activity_method, batch, limit=LONG, heartbeat=HEARTBEAT
                 )
-                progress.advance(stage, outcome.processed)
+                progress.advance(stage, outcome.processed, now())
 
         batches = [asyncio.create_task(one(start)) for start in range(0, total, max(1, size))]
         try:

@@ -77,9 +77,16 @@ class RunProgress:
         step.status, step.total, step.done = StepStatus.RUNNING, total, 0
         self._record(f"{stage} started", now)
 
-    def advance(self, stage: str, count: int) -> None:
-        """Counts only; events stay per stage so history stays small for any document size."""
-        self._step(stage).done += count
+    def advance(self, stage: str, count: int, now: str | None = None) -> None:
+        """Counts; with ``now``, also an event each time the step passes a tenth of its total,
+        so a progress bar moves within a stage while a run has at most ten such events per
+        stage, whatever the document's size."""
+        step = self._step(stage)
+        before = step.fraction
+        step.done += count
+        passed_a_tenth = int(step.fraction * 10) > int(before * 10)
+        if now is not None and passed_a_tenth and step.done < step.total:
+            self._record(f"{stage}: {step.done} of {step.total}", now)
 
     def finish(self, stage: str, now: str, message: str | None = None) -> None:
         step = self._step(stage)

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from heysh.activities.graph import GraphActivities
     from heysh.workflows.common import now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
+    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["resolve", "clear", "graph", "activate"]
 LONG = timedelta(minutes=30)
@@ -37,6 +38,7 @@ class RebuildGraphWorkflow:
     @workflow.run
     async def run(self, request: RebuildGraphInput) -> RunOutput:
         progress = self._progress = RunProgress.planned("REBUILD_GRAPH", STEPS, now())
+        publisher = RunPublisher(progress)
         ref = DomainRef(request.domain_id)
         summary: dict[str, int] = {}
         try:
@@ -77,4 +79,5 @@ class RebuildGraphWorkflow:
                 DomainStatusChange(request.domain_id, "ACTIVE", reason, expected=["REBUILDING"]),
             )
             progress.fail(reason, now(), canceled=canceled)
+        await publisher.close()
         return RunOutput(progress.status, progress, summary)

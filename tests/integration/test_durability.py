@@ -98,6 +98,19 @@ async def test_killed_worker_mid_run_is_replaced_and_counts_match_an_uninterrupt
     )
     assert crashed == uninterrupted
 
+    # The run's recorded events survived the crash: gapless, none twice, the same stages.
+    crash_events = await services.runs.events(raw_id(document["lastRun"]["id"]), 0)
+    reference_doc = await wait_document(api, "kim", reference["document"]["id"])
+    reference_events = await services.runs.events(raw_id(reference_doc["lastRun"]["id"]), 0)
+    assert [e.seq for e in crash_events] == list(range(1, len(crash_events) + 1))
+    assert crash_events[-1].status == "COMPLETED"
+
+    def stages(events: list[Any]) -> list[tuple[str, str, str]]:
+        # Within-stage counts ("extract: 96 of 160") depend on which batch finished first.
+        return [(e.stage, e.status, e.message) for e in events if " of " not in e.message]
+
+    assert stages(crash_events) == stages(reference_events)
+
 
 async def test_five_megabyte_document_completes_with_small_history_events(
     settings: Settings, services: Services

@@ -13,6 +13,7 @@ from psycopg import errors
 from temporalio.worker import Worker
 
 from heysh.activities.domains import DomainActivities, DomainRef, DomainStatusChange
+from heysh.activities.runs import RunActivities
 from heysh.config import Settings
 from heysh.local.install import ensure_temporal
 from heysh.local.services import TemporalService
@@ -83,6 +84,7 @@ async def test_failed_creation_compensates_and_marks_the_domain_failed(
             broken.create_vector_tenant,
             broken.delete_vector_tenant,
             broken.set_domain_status,
+            *RunActivities(services.runs).all(),
         ],
     ):
         output: RunOutput = await services.temporal.execute_workflow(
