@@ -1,4 +1,4 @@
-"""`heysh api | worker | dev | token | schema | migrate | setup`."""
+"""`heysh api | worker | dev | token | schema | migrate | setup | ingest`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("schema", help="print the GraphQL SDL")
     commands.add_parser("migrate", help="apply pending SQL migrations")
     commands.add_parser("setup", help="install the local services (cached outside the checkout)")
+    ingest = commands.add_parser(
+        "ingest",
+        help="upload text files into a domain through the api and follow their processing",
+        description="Upload .md, .markdown, .rst and .txt files through the GraphQL api, follow "
+        "each run live, and print a summary. Exits 0 only when every document ends READY.",
+    )
+    ingest.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, or folders to search (hidden ones skipped)"
+    )
+    ingest.add_argument("--domain", required=True, help="the domain's id, as createDomain returns")
+    ingest.add_argument(
+        "--api", default=None, help="GraphQL URL (default $HEYSH_API_URL, else the dev api)"
+    )
+    ingest.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (default $HEYSH_TOKEN, which other users cannot see in ps)",
+    )
+    ingest.add_argument(
+        "--concurrency", type=_positive, default=4, help="files uploaded at once (default 4)"
+    )
+    ingest.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="send the token over plain http to a host other than this machine",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -56,6 +82,17 @@ def _run(args: argparse.Namespace) -> int:
         return run_dev()
     if args.command == "token":
         return _token(args)
+    if args.command == "ingest":  # a client of the public api: no server settings needed
+        from heysh.ingest.command import ingest_command
+
+        return ingest_command(
+            args.paths,
+            domain_id=args.domain,
+            api_url=args.api,
+            token=args.token,
+            concurrency=args.concurrency,
+            allow_http=args.allow_http,
+        )
 
     settings = Settings()
     logging.basicConfig(
@@ -127,6 +164,13 @@ def _token(args: argparse.Namespace) -> int:
         print(f"user {args.user!r} is id {user_id}", file=sys.stderr)
     print(token)
     return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
