@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -361,3 +363,30 @@ async def test_a_subscriber_resumes_after_its_api_process_is_killed_with_no_gap_
         second.wait(20)
     assert plain(before + after) == await recorded(services, run_id)
     assert after[-1]["status"] == "COMPLETED"
+
+
+BROWSER_DIR = Path(__file__).resolve().parents[1] / "browser"
+
+
+async def test_the_reference_graphql_ws_client_receives_every_event_and_completes(
+    api: GraphQLClient, live: str, settings: Settings, services: Services
+) -> None:
+    domain = await active_domain(api, OWNER, "Reference client")
+    added = await add_document(api, OWNER, domain, "long", long_text(6))
+    spec = {"url": live.replace("http://", "ws://", 1), "runId": added["run"]["id"], "after": 0}
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(BROWSER_DIR / "subscribe.mjs"),
+        cwd=BROWSER_DIR,
+        env={**os.environ, "GRAPHQL_TOKEN": token(settings, OWNER)},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(node.communicate(json.dumps(spec).encode()), 180)
+    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert node.returncode == 0, (lines, stderr.decode())
+    assert lines[-1] == {"complete": True}
+    events = lines[:-1]
+    assert plain(events) == await recorded(services, added["run"]["id"])
+    assert events[-1]["status"] == "COMPLETED"
