@@ -126,6 +126,9 @@ def _run(args: argparse.Namespace) -> int:
             port=settings.api_port,
             log_level=settings.log_level.lower(),
             ws="websockets-sansio",
+            # Events are small JSON: compressing each per subscriber costs CPU on every fan-out
+            # and a zlib context per connection, for little saved.
+            ws_per_message_deflate=False,
         )
         return 0
     if args.command == "worker":

@@ -33,11 +33,12 @@ async def domain_page(ctx: Context, request: PageRequest[PageKey]) -> Page[Domai
 
 
 async def document_page(
-    ctx: Context, domain_id: UUID, request: PageRequest[PageKey]
+    ctx: Context, domain_id: UUID, request: PageRequest[PageKey], *, with_runs: bool = False
 ) -> Page[DocumentRow]:
-    """A visible domain's documents, newest first (batched across domains by a DataLoader)."""
-    rows = await ctx.loaders.domain_documents.load((domain_id, request.fetch, request.after))
-    return page_of(request, rows)
+    """A visible domain's documents, newest first (batched across domains by a DataLoader);
+    ``with_runs`` reads each one's latest run in the same statement, for lastRun."""
+    key = (domain_id, request.fetch, request.after, with_runs)
+    return page_of(request, await ctx.loaders.domain_documents.load(key))
 
 
 def validate_new_domain(ctx: Context, name: str, description: str) -> InputProblem | None:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from heysh.services import Services
 
 _GraphNode = TypeVar("_GraphNode", EntityNode, ChunkNode, RelationshipNode)
-DocumentsPageKey = tuple[UUID, int, PageKey | None]  # (domain, rows to fetch, after)
+# (domain, rows to fetch, after, with each document's latest run)
+DocumentsPageKey = tuple[UUID, int, PageKey | None, bool]
 _Slice = TypeVar("_Slice", bound=Hashable)
 _Filters = TypeVar("_Filters", bound=Hashable)
 _Row = TypeVar("_Row")
@@ -135,16 +136,21 @@ class Loaders:
 
     async def _domain_documents(self, keys: Sequence[DocumentsPageKey]) -> list[list[DocumentRow]]:
         # Only called for domains already proven visible.
-        shapes: dict[tuple[int, PageKey | None], list[UUID]] = {}
-        for domain_id, fetch, after in keys:
-            shapes.setdefault((fetch, after), []).append(domain_id)
+        shapes: dict[tuple[int, PageKey | None, bool], list[UUID]] = {}
+        for domain_id, fetch, after, with_runs in keys:
+            shapes.setdefault((fetch, after, with_runs), []).append(domain_id)
         found: dict[DocumentsPageKey, list[DocumentRow]] = {}
-        for (fetch, after), domain_ids in shapes.items():
-            rows = await self._services.documents.in_domains(domain_ids, fetch, after)
+        documents = self._services.documents
+        for (fetch, after, with_runs), domain_ids in shapes.items():
             for domain_id in domain_ids:
-                found[(domain_id, fetch, after)] = []
-            for row in rows:
-                found[(row.domain_id, fetch, after)].append(row)
+                found[(domain_id, fetch, after, with_runs)] = []
+            if with_runs:
+                for row, run in await documents.in_domains_with_runs(domain_ids, fetch, after):
+                    self.latest_run.prime(row.id, run)
+                    found[(row.domain_id, fetch, after, with_runs)].append(row)
+            else:
+                for row in await documents.in_domains(domain_ids, fetch, after):
+                    found[(row.domain_id, fetch, after, with_runs)].append(row)
         return [found[key] for key in keys]
 
     async def _entities(self, ids: Sequence[str]) -> list[EntityNode | None]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from heysh.context import Info
 from heysh.resolvers.pagination import Page, PageRequest, encode_cursor, page_request
@@ -61,3 +62,20 @@ class Connection(Generic[Node]):
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+
+def selects(selections: Sequence[Any], path: Sequence[str]) -> bool:
+    """Whether the query asks for the field at ``path`` below these selections (through
+    fragments too), so a resolver can fetch it with its parent instead of after it."""
+    if not path:
+        return True
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            found = selection.name == path[0] and selects(selection.selections, path[1:])
+        else:  # a fragment: its selections are at this level
+            found = isinstance(selection, FragmentSpread | InlineFragment) and selects(
+                selection.selections, path
+            )
+        if found:
+            return True
+    return False

@@ -18,7 +18,13 @@ from heysh.resolvers import graph as read
 from heysh.resolvers import members
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
-from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, document_key, page_args
+from heysh.schema.connections import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    document_key,
+    page_args,
+    selects,
+)
 from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun
 from heysh.stores.domain_events import DomainEventRow
@@ -80,7 +86,14 @@ class Domain(relay.Node):
         from heysh.schema.documents import Document
 
         request = page_args(info, "documents", first, after, PageKey)
-        page = await resolve.document_page(info.context, UUID(self.id), request)
+        # selected_fields holds this field itself: the path starts below it.
+        with_runs = any(
+            selects(field.selections, ("edges", "node", "lastRun"))
+            for field in info.selected_fields
+        )
+        page = await resolve.document_page(
+            info.context, UUID(self.id), request, with_runs=with_runs
+        )
         return Connection.of("documents", page, Document.from_row, document_key)
 
     @strawberry.field(description="The domain's entities by name; type and nameContains filter.")

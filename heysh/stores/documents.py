@@ -11,11 +11,18 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import NewRun, PageKey, RunRow, fetch_rows, insert_run
+from heysh.stores.postgres import (
+    RUN_FIELDS,
+    NewRun,
+    PageKey,
+    RunRow,
+    fetch_rows,
+    insert_run,
+)
 
 _Row = TypeVar("_Row")
 # Messages larger than this go over a connection of their own (see _connection_for).
@@ -254,6 +261,32 @@ class DocumentStore:
             "   order by x.created_at desc, x.id desc limit %s) d",
             (list(domain_ids), created_at, created_at, row_id, limit),
         )
+
+    async def in_domains_with_runs(
+        self, domain_ids: Sequence[UUID], limit: int, after: PageKey | None
+    ) -> list[tuple[DocumentRow, RunRow | None]]:
+        """As ``in_domains``, each document with its latest run, in the same statement (a page
+        that shows every document's lastRun costs no extra round trip)."""
+        created_at, row_id = (after.created_at, after.id) if after else (None, None)
+        run_columns = ", ".join(f"r.{c} as run_{c}" for c in RUN_FIELDS)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"select {DOCUMENT_COLUMNS}, {run_columns}"
+                " from unnest(%s::uuid[]) as wanted(domain_id)"
+                " cross join lateral (select * from heysh.documents x"
+                "   where x.domain_id = wanted.domain_id"
+                "   and (%s::timestamptz is null or (x.created_at, x.id) < (%s, %s::uuid))"
+                "   order by x.created_at desc, x.id desc limit %s) d"
+                " left join lateral (select * from heysh.workflow_runs w"
+                "   where w.subject_id = d.id order by w.created_at desc limit 1) r on true",
+                (list(domain_ids), created_at, created_at, row_id, limit),
+            )
+            rows = await cur.fetchall()
+        found = []
+        for row in rows:
+            run = {c: row.pop(f"run_{c}") for c in RUN_FIELDS}
+            found.append((DocumentRow(**row), RunRow(**run) if run["id"] is not None else None))
+        return found
 
     async def ids_in_domain(self, domain_id: UUID) -> list[UUID]:
         async with self._pool.connection() as conn:

@@ -82,10 +82,23 @@ class PageKey:
 _Row = TypeVar("_Row")
 
 _DOMAIN_COLUMNS = "d.id, d.name, d.description, d.status, d.error, d.created_by, d.created_at"
-RUN_COLUMNS = (
-    "id, domain_id, kind, subject_id, started_by, created_at, status, stage, progress, steps,"
-    " error, started_at, finished_at, last_seq"
+RUN_FIELDS = (
+    "id",
+    "domain_id",
+    "kind",
+    "subject_id",
+    "started_by",
+    "created_at",
+    "status",
+    "stage",
+    "progress",
+    "steps",
+    "error",
+    "started_at",
+    "finished_at",
+    "last_seq",
 )
+RUN_COLUMNS = ", ".join(RUN_FIELDS)
 
 
 def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:

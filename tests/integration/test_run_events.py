@@ -23,6 +23,7 @@ from tests.support.documents import (
     wait_document,
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
+from tests.support.query_count import StatementCounter
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +159,28 @@ async def test_a_page_of_domains_and_documents_with_last_runs_needs_no_temporal(
     assert mine["lastRun"]["status"] == "COMPLETED"
     (document,) = [edge["node"] for edge in mine["documents"]["edges"]]
     assert document["lastRun"] == {"status": "COMPLETED", "stage": "done"}
+
+
+PAGE_WITHOUT_RUNS = """{ domains(first: 50) { edges { node { name
+  documents(first: 5) { edges { node { title } } } } } } }"""
+PAGE_WITH_DOCUMENT_RUNS = """{ domains(first: 50) { edges { node { name
+  documents(first: 5) { edges { node { title ...Last } } } } } } }
+fragment Last on Document { lastRun { status stage } }"""
+
+
+async def test_documents_last_runs_come_with_their_page_in_the_same_statement(
+    api: GraphQLClient, statements: StatementCounter
+) -> None:
+    domain = await active_domain(api, "rhea", "Runs with their page")
+    document = await ready_document(api, "rhea", domain, "curie.md")
+    with statements.counting() as without_runs:
+        await api.data(PAGE_WITHOUT_RUNS, user="rhea")
+    with statements.counting() as with_runs:
+        page = await api.data(PAGE_WITH_DOCUMENT_RUNS, user="rhea")
+    assert with_runs == without_runs
+    mine = next(
+        e["node"] for e in page["domains"]["edges"] if e["node"]["name"] == "Runs with their page"
+    )
+    (read,) = [e["node"] for e in mine["documents"]["edges"]]
+    assert read["lastRun"] == {"status": "COMPLETED", "stage": "done"}
+    assert document["lastRun"]["status"] == "COMPLETED"

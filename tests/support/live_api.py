@@ -25,7 +25,12 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+        create_app(settings),
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # as `heysh api` serves
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
