@@ -35,8 +35,18 @@ def document_key(row: Any) -> PageKey:
 
 @strawberry.type
 class Edge(Generic[Node]):
-    cursor: str
+    connection: strawberry.Private[str]
+    key: strawberry.Private[Any]
+
     node: Node
+
+    @strawberry.field
+    def cursor(self) -> str:
+        # Encoded only when asked for: a nested page of hundreds of edges usually is not.
+        return self.encoded()
+
+    def encoded(self) -> str:
+        return encode_cursor(self.connection, self.key)
 
 
 @strawberry.type
@@ -52,14 +62,14 @@ class Connection(Generic[Node]):
         node: Callable[[Row], Node],
         key: Callable[[Row], Any],
     ) -> Connection[Node]:
-        edges = [Edge(cursor=encode_cursor(name, key(row)), node=node(row)) for row in page.rows]
+        edges = [Edge(connection=name, key=key(row), node=node(row)) for row in page.rows]
         return cls(
             edges=edges,
             page_info=relay.PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                start_cursor=edges[0].encoded() if edges else None,
+                end_cursor=edges[-1].encoded() if edges else None,
             ),
         )
 

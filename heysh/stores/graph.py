@@ -423,6 +423,5 @@ def _by_slice(
 ) -> list[list[_Node]]:
     found: list[list[_Node]] = [[] for _ in slices]
     for record in records:
-        data = record.data()
-        found[data.pop("pos")].append(node_type(**data))
+        found[record["pos"]] = [node_type(**row) for row in record["rows"]]
     return found
