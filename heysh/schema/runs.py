@@ -12,7 +12,7 @@ from heysh.context import Info
 from heysh.errors import NotFoundError
 from heysh.resolvers.runs import RunState
 from heysh.schema.common import parse_global_id
-from heysh.workflows.progress import RunStatus, StepStatus
+from heysh.workflows.progress import RunStatus, RunStep, StepStatus
 
 WorkflowRunStatus = strawberry.enum(RunStatus, name="WorkflowRunStatus")
 WorkflowStepStatus = strawberry.enum(StepStatus, name="WorkflowStepStatus")
@@ -33,10 +33,18 @@ class WorkflowRun(relay.Node):
     status: WorkflowRunStatus  # type: ignore[valid-type]
     stage: str
     progress: float = strawberry.field(description="Fraction of steps done, 0..1.")
-    steps: list[WorkflowStep]
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    run_steps: strawberry.Private[list[RunStep]]
+
+    @strawberry.field
+    def steps(self) -> list[WorkflowStep]:
+        # Built only when asked for: a page of documents' lastRun usually is not.
+        return [
+            WorkflowStep(name=s.name, status=s.status, done=s.done, total=s.total)
+            for s in self.run_steps
+        ]
 
     @classmethod
     def from_state(cls, state: RunState) -> WorkflowRun:
@@ -46,10 +54,7 @@ class WorkflowRun(relay.Node):
             status=state.status,
             stage=state.stage,
             progress=state.progress,
-            steps=[
-                WorkflowStep(name=s.name, status=s.status, done=s.done, total=s.total)
-                for s in state.steps
-            ],
+            run_steps=state.steps,
             started_at=state.started_at,
             finished_at=state.finished_at,
             error=state.error,

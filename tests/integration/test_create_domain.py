@@ -52,7 +52,10 @@ async def wait_active(api: GraphQLClient, user: str, domain_id: str) -> dict[str
     async def read() -> dict[str, Any]:
         return (await api.data(DOMAIN, {"id": domain_id}, user=user))["domain"]
 
-    domain: dict[str, Any] = await eventually(read, lambda d: d["status"] != "CREATING")
+    # The run records its end just after the domain's status changes: wait for both.
+    domain: dict[str, Any] = await eventually(
+        read, lambda d: d["status"] != "CREATING" and d["lastRun"]["status"] != "RUNNING"
+    )
     return domain
 
 

@@ -67,9 +67,15 @@ async def wait_document(
     async def read() -> Any:
         return (await api.data(DOCUMENT, {"id": document_id}, user=user))["document"]
 
-    document: dict[str, Any] = await eventually(
-        read, lambda d: d is None or d["status"] in ("READY", "FAILED"), within=within
-    )
+    def settled(d: Any) -> bool:
+        # The run records its last event just after the document's final status (so a
+        # subscriber told COMPLETED finds the document READY): wait for both.
+        if d is None:
+            return True
+        run = d["lastRun"]
+        return d["status"] in ("READY", "FAILED") and (run is None or run["status"] != "RUNNING")
+
+    document: dict[str, Any] = await eventually(read, settled, within=within)
     return document
 
 
