@@ -252,15 +252,21 @@ class RunHub:
             await self._recheck_domain(domain_feed)
 
     async def _recheck_domain(self, feed: _DomainFeed) -> None:
+        allowed: dict[UUID, bool] = {}  # one read per user, however many subscriptions they hold
         for subscriber in list(feed.subscribers):
-            roles = await self._postgres.roles(subscriber.user_id, [feed.domain_id])
-            if not roles:
+            user = subscriber.user_id
+            if user not in allowed:
+                allowed[user] = bool(await self._postgres.roles(user, [feed.domain_id]))
+            if not allowed[user]:
                 subscriber.end(
                     AccessRevokedError("the domain was deleted or you no longer have access")
                 )
 
     async def _recheck_feed(self, feed: _Feed) -> None:
+        allowed: dict[UUID, bool] = {}  # one read per user, however many subscriptions they hold
         for subscriber in list(feed.subscribers):
-            visible = await self._postgres.visible_runs(subscriber.user_id, [feed.run_id])
-            if not visible:
+            user = subscriber.user_id
+            if user not in allowed:
+                allowed[user] = bool(await self._postgres.visible_runs(user, [feed.run_id]))
+            if not allowed[user]:
                 subscriber.end(AccessRevokedError("you no longer have access to this run"))
