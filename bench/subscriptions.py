@@ -562,6 +562,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=30, help="timed events per size")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of each quiet window")
     parser.add_argument("--rounds", type=int, default=200, help="timed reads per side in 4.")
+    parser.add_argument(
+        "--only", choices=("read",), help="run only 4., the read path (no api process)"
+    )
     args = parser.parse_args()
     n = args.subscribers
     raise_file_limit(2 * n + 1024)  # the clients' sockets here, the api's in its process
@@ -592,6 +595,13 @@ async def main() -> None:
             for run in (big, small):
                 await run.check_idle()
 
+            if args.only == "read":
+                # The dev server counts requests ~10 s late: let the setup's land before 4. starts.
+                await asyncio.sleep(12)
+                async with in_process(idle, token) as gateway:
+                    await read_comparison(gateway, counters, args.rounds)
+                finished = True
+                return
             port = free_port()
             api = api_process(stack, idle, port, root / "api.log")
             ws_url = f"ws://127.0.0.1:{port}/graphql"

@@ -76,7 +76,7 @@ class Loaders:
         self._user_id = user_id
         self._memberships: asyncio.Future[dict[UUID, MemberRole]] | None = None
         # Documents' latest runs read with their page: Document.lastRun takes them without an await.
-        self.prefetched_runs: dict[UUID, RunRow | None] = {}
+        self.prefetched_runs: dict[str, RunRow | None] = {}  # by the Document's id
         self.domain: DataLoader[UUID, DomainRow | None] = DataLoader(self._domains)
         self.role: DataLoader[UUID, MemberRole | None] = DataLoader(self._roles)
         self.run: DataLoader[str, RunRow | None] = DataLoader(self._runs)
@@ -149,7 +149,7 @@ class Loaders:
             if with_runs:
                 for row, run in await documents.in_domains_with_runs(domain_ids, fetch, after):
                     self.latest_run.prime(row.id, run)
-                    self.prefetched_runs[row.id] = run
+                    self.prefetched_runs[str(row.id)] = run
                     found[(row.domain_id, fetch, after, with_runs)].append(row)
             else:
                 for row in await documents.in_domains(domain_ids, fetch, after):

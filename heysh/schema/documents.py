@@ -15,7 +15,6 @@ from heysh.context import Info
 from heysh.resolvers import documents as resolve
 from heysh.resolvers import graph as read
 from heysh.resolvers.access import Refusal
-from heysh.resolvers.runs import RunState
 from heysh.schema.chunks import Chunk, chunk_key
 from heysh.schema.common import (
     UserError,
@@ -83,11 +82,11 @@ class Document(relay.Node):
     def last_run(self, info: Info) -> WorkflowRun | None:
         # Read with the page when the page asked for it (Domain.documents): then no await at
         # all, which for a page of documents is most of what lastRun costs. Else a DataLoader.
-        loaders = info.context.loaders
-        document_id = UUID(self.id)
-        if document_id in loaders.prefetched_runs:
-            return _run_of(loaders.prefetched_runs[document_id])
-        return _load_last_run(info, document_id)  # type: ignore[return-value]
+        prefetched = info.context.loaders.prefetched_runs
+        if self.id in prefetched:
+            run = prefetched[self.id]
+            return WorkflowRun.from_row(run) if run else None
+        return _load_last_run(info, UUID(self.id))  # type: ignore[return-value]
 
     @strawberry.field(description="The chunks the document was split into, in order.")
     async def chunks(
@@ -255,7 +254,7 @@ class DocumentMutations:
         assert result.run is not None
         return ReprocessDocumentSuccess(
             document=Document.from_row(result.document),
-            run=WorkflowRun.from_state(RunState.queued(result.run)),
+            run=WorkflowRun.queued(result.run),
         )
 
     @strawberry.mutation(description="Delete a document and all derived data; dryRun reports only.")
@@ -282,7 +281,7 @@ class DocumentMutations:
             )
             if impact
             else None,
-            run=WorkflowRun.from_state(RunState.queued(result.run)) if result.run else None,
+            run=WorkflowRun.queued(result.run) if result.run else None,
         )
 
     @strawberry.mutation(description="Cancel a running workflow; its work is withdrawn.")
@@ -306,7 +305,7 @@ class DocumentMutations:
         if isinstance(result, Refusal):
             return user_error(result)
         return DeleteDomainSuccess(
-            domain_id=id, run=WorkflowRun.from_state(RunState.queued(result))
+            domain_id=id, run=WorkflowRun.queued(result)
         )
 
     @strawberry.mutation(
@@ -321,19 +320,16 @@ class DocumentMutations:
         if isinstance(result, Refusal):
             return user_error(result)
         return RebuildGraphSuccess(
-            domain_id=domain_id, run=WorkflowRun.from_state(RunState.queued(result))
+            domain_id=domain_id, run=WorkflowRun.queued(result)
         )
 
 
 async def _run(info: Info, run: RunRow | None) -> WorkflowRun | None:
     if run is None:
         return None
-    return await load_run(info, run.id) or WorkflowRun.from_state(RunState.queued(run))
-
-
-def _run_of(run: RunRow | None) -> WorkflowRun | None:
-    return WorkflowRun.from_state(RunState.from_row(run)) if run else None
+    return await load_run(info, run.id) or WorkflowRun.queued(run)
 
 
 async def _load_last_run(info: Info, document_id: UUID) -> WorkflowRun | None:
-    return _run_of(await info.context.loaders.latest_run.load(document_id))
+    run = await info.context.loaders.latest_run.load(document_id)
+    return WorkflowRun.from_row(run) if run else None

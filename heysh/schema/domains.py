@@ -16,7 +16,6 @@ from heysh.errors import NotFoundError
 from heysh.resolvers import domains as resolve
 from heysh.resolvers import graph as read
 from heysh.resolvers import members
-from heysh.resolvers.runs import RunState
 from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
 from heysh.schema.connections import (
     DEFAULT_PAGE_SIZE,
@@ -77,7 +76,7 @@ class Domain(relay.Node):
     @strawberry.field(description="The most recent workflow run on this domain.")
     async def last_run(self, info: Info) -> WorkflowRun | None:
         run = await info.context.loaders.latest_run.load(UUID(self.id))
-        return WorkflowRun.from_state(RunState.from_row(run)) if run else None
+        return WorkflowRun.from_row(run) if run else None
 
     @strawberry.field(description="The domain's documents, newest first.")
     async def documents(
@@ -197,7 +196,7 @@ class DomainMutations:
             )
         row, run = await resolve.create_domain(info.context, input.name, input.description)
         return CreateDomainSuccess(
-            domain=Domain.from_row(row), run=WorkflowRun.from_state(RunState.queued(run))
+            domain=Domain.from_row(row), run=WorkflowRun.queued(run)
         )
 
 

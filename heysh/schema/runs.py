@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry import relay
 
 from heysh.context import Info
 from heysh.errors import NotFoundError
-from heysh.resolvers.runs import RunState
 from heysh.schema.common import parse_global_id
-from heysh.workflows.progress import RunStatus, RunStep, StepStatus
+from heysh.stores.postgres import RunRow
+from heysh.workflows.progress import RunStatus, StepStatus
 
 WorkflowRunStatus = strawberry.enum(RunStatus, name="WorkflowRunStatus")
 WorkflowStepStatus = strawberry.enum(StepStatus, name="WorkflowStepStatus")
@@ -36,28 +37,47 @@ class WorkflowRun(relay.Node):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
-    run_steps: strawberry.Private[list[RunStep]]
+    recorded_steps: strawberry.Private[list[dict[str, Any]]]
 
     @strawberry.field
     def steps(self) -> list[WorkflowStep]:
         # Built only when asked for: a page of documents' lastRun usually is not.
         return [
-            WorkflowStep(name=s.name, status=s.status, done=s.done, total=s.total)
-            for s in self.run_steps
+            WorkflowStep(
+                name=s["name"], status=StepStatus(s["status"]), done=s["done"], total=s["total"]
+            )
+            for s in self.recorded_steps
         ]
 
     @classmethod
-    def from_state(cls, state: RunState) -> WorkflowRun:
+    def from_row(cls, run: RunRow) -> WorkflowRun:
+        """The run as last recorded; a run with no event yet is queued (no worker took it)."""
+        if run.status is None:
+            return cls.queued(run)
         return cls(
-            id=state.id,
-            kind=state.kind,
-            status=state.status,
-            stage=state.stage,
-            progress=state.progress,
-            run_steps=state.steps,
-            started_at=state.started_at,
-            finished_at=state.finished_at,
-            error=state.error,
+            id=run.id,
+            kind=run.kind,
+            status=RunStatus(run.status),
+            stage=run.stage or "queued",
+            progress=run.progress,
+            recorded_steps=run.steps,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            error=run.error,
+        )
+
+    @classmethod
+    def queued(cls, run: RunRow) -> WorkflowRun:
+        return cls(
+            id=run.id,
+            kind=run.kind,
+            status=RunStatus.RUNNING,
+            stage="queued",
+            progress=0.0,
+            recorded_steps=[],
+            started_at=run.created_at,
+            finished_at=None,
+            error=None,
         )
 
     @classmethod
@@ -65,7 +85,7 @@ class WorkflowRun(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WorkflowRun | None]:
         runs = await info.context.loaders.run.load_many(list(node_ids))
-        return [cls.from_state(RunState.from_row(run)) if run else None for run in runs]
+        return [cls.from_row(run) if run else None for run in runs]
 
 
 async def load_run(info: Info, run_id: str) -> WorkflowRun | None:
@@ -109,7 +129,7 @@ class RunSubscriptions:
         async for event, snapshot in ctx.live.events(run, ctx.user_id, max(after, 0)):
             yield WorkflowRunEvent(
                 seq=event.seq,
-                run=WorkflowRun.from_state(RunState.from_row(snapshot)),
+                run=WorkflowRun.from_row(snapshot),
                 stage=event.stage,
                 status=RunStatus(event.status),
                 progress=event.progress,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -82,22 +82,7 @@ class PageKey:
 _Row = TypeVar("_Row")
 
 _DOMAIN_COLUMNS = "d.id, d.name, d.description, d.status, d.error, d.created_by, d.created_at"
-RUN_FIELDS = (
-    "id",
-    "domain_id",
-    "kind",
-    "subject_id",
-    "started_by",
-    "created_at",
-    "status",
-    "stage",
-    "progress",
-    "steps",
-    "error",
-    "started_at",
-    "finished_at",
-    "last_seq",
-)
+RUN_FIELDS = tuple(f.name for f in fields(RunRow))
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 
 
