@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ParamSpec, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 if TYPE_CHECKING:  # the api imports this module too; only the worker needs tiktoken loaded
     import tiktoken
 
+_P = ParamSpec("_P")
 _CHUNK_NAMESPACE = uuid.UUID("7fb1b6da-e42b-404d-ae93-4a7c7b288791")
 _SECTION_CHARS = 400_000  # characters chunk_text asks the counter to tokenize at a time
 _SLICE_CHARS = 100_000  # characters a counter encodes as one sequence
@@ -59,22 +60,6 @@ class TokenCounter(Protocol):
 def chunk_id(document_id: str, index: int) -> str:
     """A UUID that is the same for the same document and chunk index in every run."""
     return str(uuid.uuid5(_CHUNK_NAMESPACE, f"{document_id}#{index}"))
-
-
-def chunk_text(
-    text: str,
-    counter: TokenCounter,
-    *,
-    max_tokens: int = 200,
-    overlap_tokens: int = 40,
-    max_chars: int | None = None,
-) -> list[TextChunk]:
-    """All of :func:`iter_chunks` at once."""
-    return list(
-        iter_chunks(
-            text, counter, max_tokens=max_tokens, overlap_tokens=overlap_tokens, max_chars=max_chars
-        )
-    )
 
 
 def iter_chunks(
@@ -135,6 +120,17 @@ def iter_chunks(
         step_back = min(overlap_tokens, (end - i) // 2)
         i = _word_start(starts, ends, end - step_back, end)
         i = units.compact(i)
+
+
+def _all_at_once(chunks: Callable[_P, Iterator[TextChunk]]) -> Callable[_P, list[TextChunk]]:
+    def all_at_once(*args: _P.args, **kwargs: _P.kwargs) -> list[TextChunk]:
+        return list(chunks(*args, **kwargs))
+
+    return all_at_once
+
+
+# All of iter_chunks at once: the same parameters and defaults, typed as such.
+chunk_text = _all_at_once(iter_chunks)
 
 
 class _Units:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.domains import (
@@ -16,9 +14,9 @@ with workflow.unsafe.imports_passed_through():
         DomainStatusChange,
         StopRuns,
     )
-    from heysh.workflows.common import now, readable_failure, run_activity
+    from heysh.workflows.base import RunWorkflow
+    from heysh.workflows.common import now, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
-    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["stop", "vectors", "graph", "metadata"]
 LONG = timedelta(minutes=30)
@@ -32,45 +30,38 @@ class DeleteDomainInput:
 
 
 @workflow.defn(name="DeleteDomain")
-class DeleteDomainWorkflow:
-    def __init__(self) -> None:
-        self._progress: RunProgress | None = None
-
-    @workflow.query(name="progress")
-    def progress(self) -> RunProgress | None:
-        return self._progress
+class DeleteDomainWorkflow(RunWorkflow[DeleteDomainInput]):
+    kind = "DELETE_DOMAIN"
+    steps = STEPS
+    canceled = CANCELED
 
     @workflow.run
     async def run(self, request: DeleteDomainInput) -> RunOutput:
-        progress = self._progress = RunProgress.planned("DELETE_DOMAIN", STEPS, now())
-        publisher = RunPublisher(progress)
+        return await self._run(request)
+
+    async def _work(self, request: DeleteDomainInput, progress: RunProgress) -> None:
         ref = DomainRef(request.domain_id)
-        try:
-            progress.begin("stop", now())
-            stopped = await run_activity(
-                DomainActivities.stop_domain_runs,
-                StopRuns(request.domain_id, workflow.info().workflow_id),
-                limit=LONG,
-                heartbeat=HEARTBEAT,
-            )
-            progress.finish("stop", now(), f"{stopped.stopped} other run(s) stopped")
-            progress.begin("vectors", now())
-            await run_activity(DomainActivities.delete_vector_tenant, ref, limit=LONG)
-            progress.finish("vectors", now(), "Weaviate tenant deleted")
-            progress.begin("graph", now())
-            await run_activity(DomainActivities.delete_graph_domain, ref, limit=LONG)
-            progress.finish("graph", now(), "graph nodes deleted")
-            progress.begin("metadata", now())
-            await run_activity(DomainActivities.delete_domain_metadata, ref)
-            progress.finish("metadata", now())
-            progress.complete(now())
-        except (ActivityError, asyncio.CancelledError) as err:
-            canceled = is_cancelled_exception(err)
-            reason = CANCELED if canceled else readable_failure(progress.stage, err)
-            await run_activity(
-                DomainActivities.set_domain_status,
-                DomainStatusChange(request.domain_id, "FAILED", reason, expected=["DELETING"]),
-            )
-            progress.fail(reason, now(), canceled=canceled)
-        await publisher.close()
-        return RunOutput(progress.status, progress)
+        progress.begin("stop", now())
+        stopped = await run_activity(
+            DomainActivities.stop_domain_runs,
+            StopRuns(request.domain_id, workflow.info().workflow_id),
+            limit=LONG,
+            heartbeat=HEARTBEAT,
+        )
+        progress.finish("stop", now(), f"{stopped.stopped} other run(s) stopped")
+        progress.begin("vectors", now())
+        await run_activity(DomainActivities.delete_vector_tenant, ref, limit=LONG)
+        progress.finish("vectors", now(), "Weaviate tenant deleted")
+        progress.begin("graph", now())
+        await run_activity(DomainActivities.delete_graph_domain, ref, limit=LONG)
+        progress.finish("graph", now(), "graph nodes deleted")
+        progress.begin("metadata", now())
+        await run_activity(DomainActivities.delete_domain_metadata, ref)
+        progress.finish("metadata", now())
+
+    async def _compensate(self, request: DeleteDomainInput, reason: str, err: BaseException) -> str:
+        await run_activity(
+            DomainActivities.set_domain_status,
+            DomainStatusChange(request.domain_id, "FAILED", reason, expected=["DELETING"]),
+        )
+        return reason

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from heysh.activities.documents import (
@@ -21,9 +21,9 @@ with workflow.unsafe.imports_passed_through():
         DocumentRef,
         DocumentStatusChange,
     )
+    from heysh.workflows.base import RunWorkflow
     from heysh.workflows.common import failure_type, now, readable_failure, run_activity
     from heysh.workflows.progress import RunOutput, RunProgress
-    from heysh.workflows.publishing import RunPublisher
 
 STEPS = ["chunk", "embed", "index", "extract", "resolve", "graph"]
 # The statuses this run holds the document in; its final write applies only from one of them.
@@ -49,86 +49,77 @@ def workflow_id(domain_id: str, content_hash: str, suffix: str) -> str:
 
 
 @workflow.defn(name="ProcessDocument")
-class ProcessDocumentWorkflow:
-    def __init__(self) -> None:
-        self._progress: RunProgress | None = None
-
-    @workflow.query(name="progress")
-    def progress(self) -> RunProgress | None:
-        return self._progress
+class ProcessDocumentWorkflow(RunWorkflow[ProcessDocumentInput]):
+    kind = "PROCESS_DOCUMENT"
+    steps = STEPS
 
     @workflow.run
     async def run(self, request: ProcessDocumentInput) -> RunOutput:
-        progress = self._progress = RunProgress.planned("PROCESS_DOCUMENT", STEPS, now())
-        publisher = RunPublisher(progress)
+        return await self._run(request)
+
+    async def _work(self, request: ProcessDocumentInput, progress: RunProgress) -> None:
         ref = DocumentRef(request.document_id, request.domain_id, request.title)
-        summary: dict[str, int] = {}
-        try:
-            progress.begin("chunk", now())
-            await run_activity(
-                DocumentActivities.begin_document, ref, limit=LONG, heartbeat=HEARTBEAT
-            )
-            chunked = await run_activity(
-                DocumentActivities.chunk_document, ref, limit=LONG, heartbeat=HEARTBEAT
-            )
-            total = summary["chunks"] = chunked.chunks
-            summary["tokens"] = chunked.tokens
-            progress.finish("chunk", now(), f"{total} chunks")
+        summary = self._summary
+        progress.begin("chunk", now())
+        await run_activity(DocumentActivities.begin_document, ref, limit=LONG, heartbeat=HEARTBEAT)
+        chunked = await run_activity(
+            DocumentActivities.chunk_document, ref, limit=LONG, heartbeat=HEARTBEAT
+        )
+        total = summary["chunks"] = chunked.chunks
+        summary["tokens"] = chunked.tokens
+        progress.finish("chunk", now(), f"{total} chunks")
 
-            await self._batches(
-                "embed", DocumentActivities.embed_chunks, request, total, request.embed_batch, 1
-            )
-            await self._batches(
-                "index", DocumentActivities.index_chunks, request, total, request.index_batch, 1
-            )
-            await self._batches(
-                "extract",
-                DocumentActivities.extract_chunks,
-                request,
-                total,
-                request.extract_batch,
-                request.extract_concurrency,
-            )
+        await self._batches(
+            "embed", DocumentActivities.embed_chunks, request, total, request.embed_batch, 1
+        )
+        await self._batches(
+            "index", DocumentActivities.index_chunks, request, total, request.index_batch, 1
+        )
+        await self._batches(
+            "extract",
+            DocumentActivities.extract_chunks,
+            request,
+            total,
+            request.extract_batch,
+            request.extract_concurrency,
+        )
 
-            progress.begin("resolve", now())
-            resolved = await run_activity(
-                DocumentActivities.resolve_document, ref, limit=LONG, heartbeat=HEARTBEAT
-            )
-            progress.finish(
-                "resolve",
-                now(),
-                f"{resolved.entities} entities, {resolved.relationships} relationships",
-            )
-            progress.begin("graph", now())
-            written = await run_activity(
-                DocumentActivities.write_graph, ref, limit=LONG, heartbeat=HEARTBEAT
-            )
-            summary["entities"] = written.entities
-            summary["relationships"] = written.relationships
-            progress.finish("graph", now(), "knowledge graph written")
-            await run_activity(
-                DocumentActivities.set_document_status,
-                DocumentStatusChange(
-                    request.document_id,
-                    "READY",
-                    chunks=total,
-                    entities=written.entities,
-                    relationships=written.relationships,
-                    expected=HELD,
-                ),
-            )
-            progress.complete(now())
-        except (ActivityError, asyncio.CancelledError) as err:
-            canceled = is_cancelled_exception(err)
-            reason = "canceled" if canceled else readable_failure(progress.stage, err)
-            if failure_type(err) == SUPERSEDED:
-                # The document was deleted or its domain is going: nothing of ours to withdraw.
-                progress.fail(reason, now())
-            else:
-                await self._withdraw(ref, reason)
-                progress.fail(reason, now(), canceled=canceled)
-        await publisher.close()
-        return RunOutput(progress.status, progress, summary)
+        progress.begin("resolve", now())
+        resolved = await run_activity(
+            DocumentActivities.resolve_document, ref, limit=LONG, heartbeat=HEARTBEAT
+        )
+        progress.finish(
+            "resolve",
+            now(),
+            f"{resolved.entities} entities, {resolved.relationships} relationships",
+        )
+        progress.begin("graph", now())
+        written = await run_activity(
+            DocumentActivities.write_graph, ref, limit=LONG, heartbeat=HEARTBEAT
+        )
+        summary["entities"] = written.entities
+        summary["relationships"] = written.relationships
+        progress.finish("graph", now(), "knowledge graph written")
+        await run_activity(
+            DocumentActivities.set_document_status,
+            DocumentStatusChange(
+                request.document_id,
+                "READY",
+                chunks=total,
+                entities=written.entities,
+                relationships=written.relationships,
+                expected=HELD,
+            ),
+        )
+
+    async def _compensate(
+        self, request: ProcessDocumentInput, reason: str, err: BaseException
+    ) -> str:
+        # SUPERSEDED: the document was deleted or its domain is going; nothing of ours to withdraw.
+        if failure_type(err) != SUPERSEDED:
+            ref = DocumentRef(request.document_id, request.domain_id, request.title)
+            await self._withdraw(ref, reason)
+        return reason
 
     async def _batches(
         self,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from heysh.errors import HeyshError
 
@@ -40,6 +41,19 @@ class ChunkExtraction:
     chunk_id: str
     entities: list[ExtractedEntity]
     relations: list[ExtractedRelation]
+
+    def to_json(self) -> dict[str, Any]:
+        """The form the pipeline stores between its extract and resolve steps."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChunkExtraction:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            chunk_id=data["chunk_id"],
+            entities=[ExtractedEntity(**e) for e in data["entities"]],
+            relations=[ExtractedRelation(**r) for r in data["relations"]],
+        )
 
 
 class Extractor(Protocol):
