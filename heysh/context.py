@@ -11,7 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 from heysh.auth import User
 from heysh.errors import HeyshError
 from heysh.hub import RunHub
-from heysh.resolvers.loaders import Loaders
+from heysh.loaders import Loaders
 from heysh.services import Services
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,9 +19,12 @@ from temporalio.client import Client as TemporalClient
 
 from heysh.config import Settings
 from heysh.errors import HeyshError
+from heysh.stores.chunks import ChunkStore
 from heysh.stores.documents import DocumentStore
 from heysh.stores.domain_events import DomainEventStore
+from heysh.stores.engine import WorkflowEngine
 from heysh.stores.graph import GraphStore, create_driver
+from heysh.stores.journal import JournalStore
 from heysh.stores.members import MemberStore
 from heysh.stores.postgres import PostgresStore, create_pool
 from heysh.stores.provenance import ProvenanceStore
@@ -49,6 +53,8 @@ class Services:
     settings: Settings
     postgres: PostgresStore
     documents: DocumentStore
+    chunks: ChunkStore
+    journal: JournalStore
     members: MemberStore
     provenance: ProvenanceStore
     runs: RunStore
@@ -58,6 +64,11 @@ class Services:
     temporal: TemporalClient
     _query_embedder: Embedder | None = field(default=None, init=False, repr=False)
     _query_embedder_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    @functools.cached_property
+    def engine(self) -> WorkflowEngine:
+        """Starting and stopping runs, with the workflow service's failures as StoreError."""
+        return WorkflowEngine(self.temporal, self.settings.task_queue)
 
     async def query_embedder(self) -> Embedder:
         """The embedder search queries are embedded with: the configured one (as the worker's),
@@ -114,6 +125,8 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
             settings=settings,
             postgres=PostgresStore(pool),
             documents=DocumentStore(pool),
+            chunks=ChunkStore(pool),
+            journal=JournalStore(pool),
             members=MemberStore(pool),
             provenance=ProvenanceStore(pool),
             runs=RunStore(pool),

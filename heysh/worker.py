@@ -40,6 +40,8 @@ def build_document_activities(
     settings = services.settings
     return DocumentActivities(
         services.documents,
+        services.chunks,
+        services.journal,
         services.graph,
         services.vectors,
         embedder or build_embedder(settings),
@@ -66,7 +68,7 @@ def build_worker(
         activities=[
             *domains.all(),
             *documents.all(),
-            *GraphActivities(services.documents, services.graph).all(),
+            *GraphActivities(services.documents, services.journal, services.graph).all(),
             *RunActivities(services.runs).all(),
         ],
         max_concurrent_activities=services.settings.extract_concurrency * 2,

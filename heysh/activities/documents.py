@@ -4,7 +4,6 @@ its results back, so workflows carry ids and small summaries only."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -16,23 +15,12 @@ from temporalio.exceptions import ApplicationError
 
 from heysh.pipeline.chunking import TokenCounter, chunk_id, iter_chunks
 from heysh.pipeline.embedding import Embedder, EmbeddingError
-from heysh.pipeline.extraction import (
-    ChunkExtraction,
-    ChunkInput,
-    ExtractedEntity,
-    ExtractedRelation,
-    ExtractionError,
-    Extractor,
-)
+from heysh.pipeline.extraction import ChunkExtraction, ChunkInput, ExtractionError, Extractor
 from heysh.pipeline.resolution import ResolvedEntity, ResolvedRelation, Resolver
-from heysh.stores.documents import (
-    DocumentStatus,
-    DocumentStore,
-    EntityRow,
-    NewChunk,
-    RelationRow,
-)
+from heysh.stores.chunks import ChunkStore, NewChunk
+from heysh.stores.documents import DocumentStatus, DocumentStore
 from heysh.stores.graph import GraphStore
+from heysh.stores.journal import EntityRow, JournalStore, RelationRow
 from heysh.stores.vectors import ChunkVector, VectorsRejectedError, VectorStore
 from heysh.stores.withdrawal import DeleteImpact, document_impact, relation_params
 
@@ -99,6 +87,8 @@ class DocumentActivities:
     def __init__(
         self,
         documents: DocumentStore,
+        chunks: ChunkStore,
+        journal: JournalStore,
         graph: GraphStore,
         vectors: VectorStore,
         embedder: Embedder,
@@ -109,6 +99,8 @@ class DocumentActivities:
         overlap_tokens: int = 40,
     ) -> None:
         self._documents = documents
+        self._chunks = chunks
+        self._journal = journal
         self._graph = graph
         self._vectors = vectors
         self._embedder = embedder
@@ -138,7 +130,7 @@ class DocumentActivities:
         content = await self._documents.content(document_id)
         if content is None:
             raise ApplicationError("the document no longer exists", non_retryable=True)
-        await self._documents.forget_intermediates(document_id)
+        await self._chunks.forget_intermediates(document_id)
         pieces = iter_chunks(
             content,
             self._counter,
@@ -147,7 +139,7 @@ class DocumentActivities:
         )
         chunks = tokens = 0
         while batch := await asyncio.to_thread(lambda: list(islice(pieces, CHUNK_BATCH))):
-            await self._documents.append_chunks(
+            await self._chunks.append_chunks(
                 document_id,
                 [
                     NewChunk(
@@ -168,12 +160,12 @@ class DocumentActivities:
 
     @activity.defn(name="embed_chunks")
     async def embed_chunks(self, batch: ChunkRange) -> BatchOutcome:
-        rows = await self._documents.chunks(UUID(batch.document_id), batch.start, batch.end)
+        rows = await self._chunks.chunks(UUID(batch.document_id), batch.start, batch.end)
         try:
             vectors = await _with_heartbeat(self._embedder.embed([row.text for row in rows]))
         except EmbeddingError as exc:
             raise ApplicationError(str(exc), type="EmbeddingError") from exc
-        await self._documents.save_embeddings(
+        await self._chunks.save_embeddings(
             UUID(batch.document_id),
             [(row.chunk_index, vector) for row, vector in zip(rows, vectors, strict=True)],
         )
@@ -181,7 +173,7 @@ class DocumentActivities:
 
     @activity.defn(name="index_chunks")
     async def index_chunks(self, batch: ChunkRange) -> BatchOutcome:
-        rows = await self._documents.chunks(
+        rows = await self._chunks.chunks(
             UUID(batch.document_id), batch.start, batch.end, with_embedding=True
         )
         missing = [row.chunk_index for row in rows if row.embedding is None]
@@ -210,7 +202,7 @@ class DocumentActivities:
 
     @activity.defn(name="extract_chunks")
     async def extract_chunks(self, batch: ChunkRange) -> BatchOutcome:
-        rows = await self._documents.chunks(UUID(batch.document_id), batch.start, batch.end)
+        rows = await self._chunks.chunks(UUID(batch.document_id), batch.start, batch.end)
         try:
             results = await _with_heartbeat(
                 self._extractor.extract([ChunkInput(str(row.id), row.text) for row in rows])
@@ -219,10 +211,10 @@ class DocumentActivities:
             raise ApplicationError(
                 str(exc), type="ExtractionError", non_retryable=not exc.retryable
             ) from exc
-        await self._documents.save_extractions(
+        await self._journal.save_extractions(
             UUID(batch.document_id),
             [
-                (row.chunk_index, dataclasses.asdict(result))
+                (row.chunk_index, result.to_json())
                 for row, result in zip(rows, results, strict=True)
             ],
         )
@@ -232,9 +224,9 @@ class DocumentActivities:
     async def resolve_document(self, ref: DocumentRef) -> ResolveSummary:
         """Resolve the extractions read a page at a time; the resolver keeps only what it found."""
         document_id = UUID(ref.document_id)
-        resolver = await read_extractions(self._documents, Resolver(ref.domain_id), document_id)
+        resolver = await read_extractions(self._journal, Resolver(ref.domain_id), document_id)
         entities, relations = await _with_heartbeat(asyncio.to_thread(resolver.finish))
-        await save_resolution(self._documents, document_id, entities, relations)
+        await save_resolution(self._journal, document_id, entities, relations)
         return ResolveSummary(entities=len(entities), relationships=len(relations))
 
     @activity.defn(name="write_graph")
@@ -242,7 +234,7 @@ class DocumentActivities:
         """UNWIND batches of chunks, then entities, then relations; a heartbeat after each."""
         document_id = UUID(ref.document_id)
         await self._graph.merge_document(ref.domain_id, ref.document_id, ref.title)
-        async for rows in self._documents.chunk_pages(document_id, GRAPH_BATCH):
+        async for rows in self._chunks.chunk_pages(document_id, GRAPH_BATCH):
             await self._graph.merge_chunks(
                 ref.domain_id,
                 ref.document_id,
@@ -258,8 +250,8 @@ class DocumentActivities:
                 ],
             )
             activity.heartbeat("chunks")
-        await write_contributions(self._documents, self._graph, UUID(ref.domain_id), document_id)
-        entity_count, relation_count = await self._documents.resolution_counts(document_id)
+        await write_contributions(self._journal, self._graph, UUID(ref.domain_id), document_id)
+        entity_count, relation_count = await self._journal.resolution_counts(document_id)
         return ResolveSummary(entities=entity_count, relationships=relation_count)
 
     @activity.defn(name="set_document_status")
@@ -283,7 +275,7 @@ class DocumentActivities:
     async def document_impact(self, ref: DocumentRef) -> DeleteImpact:
         """What deleting the document would remove or change; reads only."""
         return await document_impact(
-            self._documents,
+            self._journal,
             self._graph,
             self._vectors,
             ref.domain_id,
@@ -305,15 +297,15 @@ class DocumentActivities:
         document_id = UUID(ref.document_id)
         domain_id = UUID(ref.domain_id)
         # Each page's rows are deleted as its weights are written, so restart from the first.
-        while relations := await self._documents.relation_page(document_id, None, GRAPH_BATCH):
-            async with self._documents.relation_weights(
+        while relations := await self._journal.relation_page(document_id, None, GRAPH_BATCH):
+            async with self._journal.relation_weights(
                 domain_id, document_id, relations, withdrawing=True
             ) as weights:
                 await self._graph.set_relation_weights([relation_params(w) for w in weights])
             activity.heartbeat("relations")
         await self._graph.delete_document_chunks(ref.document_id)
         entities_deleted = 0
-        async for entities in self._documents.entity_pages(document_id, GRAPH_BATCH):
+        async for entities in self._journal.entity_pages(document_id, GRAPH_BATCH):
             entities_deleted += await self._graph.delete_orphan_entities(
                 [str(e.entity_id) for e in entities]
             )
@@ -322,7 +314,7 @@ class DocumentActivities:
             await self._graph.delete_document_node(ref.document_id)
         activity.heartbeat("vectors")
         vectors = await self._vectors.delete_document(ref.domain_id, ref.document_id)
-        await self._documents.forget_intermediates(document_id)
+        await self._chunks.forget_intermediates(document_id)
         return PurgeOutcome(vectors_deleted=vectors, entities_deleted=entities_deleted)
 
     def all(self) -> list[Callable[..., Any]]:
@@ -342,16 +334,16 @@ class DocumentActivities:
 
 
 async def read_extractions(
-    documents: DocumentStore, resolver: Resolver, document_id: UUID
+    journal: JournalStore, resolver: Resolver, document_id: UUID
 ) -> Resolver:
     """Feed the document's stored extractions to ``resolver``, a page at a time."""
     missing = 0
-    async for page in documents.extraction_pages(document_id, GRAPH_BATCH):
+    async for page in journal.extraction_pages(document_id, GRAPH_BATCH):
         for _, data in page:
             if data is None:
                 missing += 1
             else:
-                resolver.add(_extraction_from_json(data))
+                resolver.add(ChunkExtraction.from_json(data))
         activity.heartbeat("reading extractions")
     if missing:
         raise ApplicationError(f"{missing} chunk(s) were never extracted")
@@ -359,13 +351,13 @@ async def read_extractions(
 
 
 async def save_resolution(
-    documents: DocumentStore,
+    journal: JournalStore,
     document_id: UUID,
     entities: Sequence[ResolvedEntity],
     relations: Sequence[ResolvedRelation],
 ) -> None:
     """Replace the document's journal with this resolution."""
-    await documents.replace_resolution(
+    await journal.replace_resolution(
         document_id,
         [
             EntityRow(
@@ -390,15 +382,15 @@ async def save_resolution(
 
 
 async def write_contributions(
-    documents: DocumentStore, graph: GraphStore, domain_id: UUID, document_id: UUID
+    journal: JournalStore, graph: GraphStore, domain_id: UUID, document_id: UUID
 ) -> None:
     """Merge the document's journal (its entities, then its relations with domain-wide weights)
     into the graph, a page at a time with a heartbeat after each."""
-    async for entities in documents.entity_pages(document_id, GRAPH_WRITE_BATCH):
+    async for entities in journal.entity_pages(document_id, GRAPH_WRITE_BATCH):
         await graph.merge_entities(str(domain_id), [_entity_params(e) for e in entities])
         activity.heartbeat("entities")
-    async for relations in documents.relation_pages(document_id, GRAPH_WRITE_BATCH):
-        async with documents.relation_weights(
+    async for relations in journal.relation_pages(document_id, GRAPH_WRITE_BATCH):
+        async with journal.relation_weights(
             domain_id, document_id, relations, withdrawing=False
         ) as weights:
             await graph.merge_relations([relation_params(w) for w in weights])
@@ -426,11 +418,3 @@ def _entity_params(e: EntityRow) -> dict[str, Any]:
         "description": e.description,
         "chunk_ids": [str(c) for c in e.chunk_ids],
     }
-
-
-def _extraction_from_json(data: dict[str, Any]) -> ChunkExtraction:
-    return ChunkExtraction(
-        chunk_id=data["chunk_id"],
-        entities=[ExtractedEntity(**e) for e in data["entities"]],
-        relations=[ExtractedRelation(**r) for r in data["relations"]],
-    )

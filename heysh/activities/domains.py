@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -79,18 +80,14 @@ class DomainActivities:
 
     @activity.defn(name="create_vector_tenant")
     async def create_vector_tenant(self, ref: DomainRef) -> StepOutcome:
-        try:
+        with _weaviate_refusals():
             await self._vectors.ensure_tenant(ref.domain_id)
-        except UnexpectedStatusCodeError as exc:
-            raise _refused_by_weaviate(exc) from exc
         return StepOutcome(changed=True)
 
     @activity.defn(name="delete_vector_tenant")
     async def delete_vector_tenant(self, ref: DomainRef) -> StepOutcome:
-        try:
+        with _weaviate_refusals():
             await self._vectors.delete_tenant(ref.domain_id)
-        except UnexpectedStatusCodeError as exc:
-            raise _refused_by_weaviate(exc) from exc
         return StepOutcome(changed=True)
 
     @activity.defn(name="delete_domain_metadata")
@@ -148,6 +145,14 @@ class DomainActivities:
             self.delete_domain_metadata,
             self.set_domain_status,
         ]
+
+
+@contextmanager
+def _weaviate_refusals() -> Iterator[None]:
+    try:
+        yield
+    except UnexpectedStatusCodeError as exc:
+        raise _refused_by_weaviate(exc) from exc
 
 
 def _refused_by_weaviate(exc: UnexpectedStatusCodeError) -> Exception:

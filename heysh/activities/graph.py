@@ -14,6 +14,7 @@ from heysh.activities.domains import DomainRef, StepOutcome
 from heysh.pipeline.resolution import Resolver
 from heysh.stores.documents import DocumentStatus, DocumentStore
 from heysh.stores.graph import GraphStore
+from heysh.stores.journal import JournalStore
 
 DOCUMENT_PAGE = 200
 
@@ -26,8 +27,9 @@ class RebuildSummary:
 
 
 class GraphActivities:
-    def __init__(self, documents: DocumentStore, graph: GraphStore) -> None:
+    def __init__(self, documents: DocumentStore, journal: JournalStore, graph: GraphStore) -> None:
         self._documents = documents
+        self._journal = journal
         self._graph = graph
 
     @activity.defn(name="resolve_domain")
@@ -37,15 +39,15 @@ class GraphActivities:
         domain_id = UUID(ref.domain_id)
         domain = Resolver(ref.domain_id)
         async for document_id in self._ready_documents(domain_id):
-            await read_extractions(self._documents, domain, document_id)
+            await read_extractions(self._journal, domain, document_id)
         merges = domain.merges()
         names = {entity.id: entity.name for entity in domain.finish(merges)[0]}
         del domain  # the per-document passes below need only the merges and names
         summary = RebuildSummary(0, 0, 0)
         async for document_id in self._ready_documents(domain_id):
-            resolver = await read_extractions(self._documents, Resolver(ref.domain_id), document_id)
+            resolver = await read_extractions(self._journal, Resolver(ref.domain_id), document_id)
             entities, relations = resolver.finish(merges, names)
-            await save_resolution(self._documents, document_id, entities, relations)
+            await save_resolution(self._journal, document_id, entities, relations)
             await self._documents.set_resolution_counts(document_id, len(entities), len(relations))
             summary.documents += 1
             summary.entities += len(entities)
@@ -65,7 +67,7 @@ class GraphActivities:
         domain_id = UUID(ref.domain_id)
         summary = RebuildSummary(0, 0, 0)
         async for document_id in self._ready_documents(domain_id):
-            await write_contributions(self._documents, self._graph, domain_id, document_id)
+            await write_contributions(self._journal, self._graph, domain_id, document_id)
             summary.documents += 1
         counts = await self._graph.domain_counts(ref.domain_id)
         summary.entities, summary.relationships = counts.entities, counts.relationships

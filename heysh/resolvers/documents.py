@@ -1,37 +1,27 @@
-"""Adding, deleting, reprocessing documents; canceling runs; deleting domains."""
+"""Adding, deleting and reprocessing documents."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
-
 from heysh.context import Context
-from heysh.errors import StoreError
 from heysh.policy import Permission
 from heysh.resolvers.access import Refusal, require
+from heysh.resolvers.runs import run_suffix
 from heysh.resolvers.text import refused_character, without_nul
 from heysh.stores.documents import DocumentRow, DocumentStatus
 from heysh.stores.postgres import DomainStatus, NewRun, RunRow
 from heysh.stores.withdrawal import DeleteImpact, document_impact
 from heysh.workflows.delete_document import DeleteDocumentInput, DeleteDocumentWorkflow
-from heysh.workflows.delete_domain import DeleteDomainInput, DeleteDomainWorkflow
 from heysh.workflows.process_document import (
     ProcessDocumentInput,
     ProcessDocumentWorkflow,
     workflow_id,
 )
-from heysh.workflows.rebuild_graph import RebuildGraphInput, RebuildGraphWorkflow
-
-log = logging.getLogger(__name__)
 
 _DOCUMENT_NAMESPACE = uuid.UUID("8f1d5b0e-2b7c-4f5e-8c1a-6d3e9f0a7b21")
 
@@ -42,19 +32,11 @@ class Readable(Protocol):
 
 NOT_FOUND_DOMAIN = Refusal("NOT_FOUND", "domain not found", "domainId")
 NOT_FOUND_DOCUMENT = Refusal("NOT_FOUND", "document not found", "id")
-NOT_FOUND_RUN = Refusal("NOT_FOUND", "run not found", "id")
-FINISHED = Refusal("INVALID_INPUT", "the run has already finished", "id")
 DOMAIN_NOT_ACTIVE = Refusal("INVALID_INPUT", "the domain is not active", "domainId")
 REBUILDING = Refusal("BUSY", "the domain's graph is being rebuilt; try again when it is ACTIVE")
 
 # A document can start new work only when no run holds it.
 SETTLED = (DocumentStatus.READY, DocumentStatus.FAILED)
-
-# Editors may stop work on documents; stopping work on the domain itself is the owner's call.
-CANCEL_PERMISSION = {
-    "PROCESS_DOCUMENT": Permission.EDIT,
-    "DELETE_DOCUMENT": Permission.EDIT,
-}
 
 
 @dataclass(frozen=True)
@@ -129,7 +111,7 @@ async def add_document(
     document_id = uuid.uuid5(_DOCUMENT_NAMESPACE, f"{domain_id}:{content_hash}")
     # The document id is derived from the content, so the unique row decides "same content";
     # each run gets an id of its own, so a delete and re-add starts afresh.
-    run_id = workflow_id(str(domain_id), content_hash, _suffix())
+    run_id = workflow_id(str(domain_id), content_hash, run_suffix())
     added = await ctx.services.documents.add_document(
         document_id,
         domain_id,
@@ -156,7 +138,7 @@ async def reprocess_document(ctx: Context, document_id: UUID) -> Added | Refusal
     document = await _editable_document(ctx, document_id)
     if isinstance(document, Refusal):
         return document
-    run_id = workflow_id(str(document.domain_id), document.content_hash, _suffix())
+    run_id = workflow_id(str(document.domain_id), document.content_hash, run_suffix())
     moved = await ctx.services.documents.transition(
         document.id,
         SETTLED,
@@ -186,14 +168,14 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
         if document.status not in SETTLED:
             return await _why_not_settled(ctx, document.id)
         impact = await document_impact(
-            services.documents,
+            services.journal,
             services.graph,
             services.vectors,
             str(document.domain_id),
             str(document.id),
         )
         return Deletion(document, impact, None)
-    run_id = f"delete-document-{document.id}-{_suffix()}"
+    run_id = f"delete-document-{document.id}-{run_suffix()}"
     moved = await services.documents.transition(
         document.id,
         SETTLED,
@@ -203,13 +185,10 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
     if moved is None:
         return await _why_not_settled(ctx, document.id)
     document, run = moved
-    await _start(
-        services.temporal.start_workflow(
-            DeleteDocumentWorkflow.run,
-            DeleteDocumentInput(str(document.id), str(document.domain_id)),
-            id=run_id,
-            task_queue=services.settings.task_queue,
-        ),
+    await services.engine.start(
+        DeleteDocumentWorkflow.run,
+        DeleteDocumentInput(str(document.id), str(document.domain_id)),
+        run_id=run_id,
         undo=lambda: services.documents.set_status(
             document.id,
             DocumentStatus.FAILED,
@@ -220,109 +199,20 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
     return Deletion(document, None, run)
 
 
-async def cancel_run(ctx: Context, run_id: str) -> RunRow | Refusal:
-    run = await ctx.loaders.run.load(run_id)
-    if run is None:
-        return NOT_FOUND_RUN
-    refusal = await require(
-        ctx, run.domain_id, CANCEL_PERMISSION.get(run.kind, Permission.ADMINISTER), NOT_FOUND_RUN
-    )
-    if refusal:
-        return refusal
-    handle = ctx.services.temporal.get_workflow_handle(run.id)
-    try:
-        # Temporal accepts a cancel request for a closed run and ignores it; say so instead.
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            return FINISHED
-        await handle.cancel()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return FINISHED
-        log.warning("could not cancel %s: %s", run.id, exc.status)
-        raise StoreError("the workflow service is unavailable") from exc
-    return run
-
-
-async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    refusal = await require(
-        ctx, domain_id, Permission.ADMINISTER, Refusal("NOT_FOUND", "domain not found", "id")
-    )
-    if refusal:
-        return refusal
-    services = ctx.services
-    # The workflow stops the domain's other runs and waits for them before it purges anything.
-    run = await services.postgres.begin_domain_deletion(
-        domain_id, NewRun(f"delete-domain-{domain_id}-{_suffix()}", "DELETE_DOMAIN", ctx.user_id)
-    )
-    if run is None:
-        return Refusal("BUSY", "the domain is already being deleted", "id")
-    await _start(
-        services.temporal.start_workflow(
-            DeleteDomainWorkflow.run,
-            DeleteDomainInput(str(domain_id)),
-            id=run.id,
-            task_queue=services.settings.task_queue,
-        ),
-        undo=lambda: services.postgres.set_domain_status(
-            domain_id,
-            DomainStatus.FAILED,
-            "could not start the delete workflow; delete the domain again",
-            expected=[DomainStatus.DELETING],
-        ),
-    )
-    return run
-
-
-async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    refusal = await require(
-        ctx, domain_id, Permission.ADMINISTER, Refusal("NOT_FOUND", "domain not found", "domainId")
-    )
-    if refusal:
-        return refusal
-    services = ctx.services
-    run = await services.postgres.begin_rebuild(
-        domain_id, NewRun(f"rebuild-graph-{domain_id}-{_suffix()}", "REBUILD_GRAPH", ctx.user_id)
-    )
-    if run is None:
-        return Refusal(
-            "BUSY",
-            "the domain must be ACTIVE with no document being processed or deleted",
-            "domainId",
-        )
-    await _start(
-        services.temporal.start_workflow(
-            RebuildGraphWorkflow.run,
-            RebuildGraphInput(str(domain_id)),
-            id=run.id,
-            task_queue=services.settings.task_queue,
-        ),
-        undo=lambda: services.postgres.set_domain_status(
-            domain_id,
-            DomainStatus.ACTIVE,
-            "could not start the graph rebuild; the graph is unchanged",
-            expected=[DomainStatus.REBUILDING],
-        ),
-    )
-    return run
-
-
 async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) -> None:
     settings = ctx.services.settings
-    await _start(
-        ctx.services.temporal.start_workflow(
-            ProcessDocumentWorkflow.run,
-            ProcessDocumentInput(
-                document_id=str(document.id),
-                domain_id=str(document.domain_id),
-                title=document.title,
-                embed_batch=settings.embed_batch_size,
-                index_batch=settings.index_batch_size,
-                extract_batch=settings.extract_batch_size,
-                extract_concurrency=settings.extract_concurrency,
-            ),
-            id=run_id,
-            task_queue=settings.task_queue,
+    await ctx.services.engine.start(
+        ProcessDocumentWorkflow.run,
+        ProcessDocumentInput(
+            document_id=str(document.id),
+            domain_id=str(document.domain_id),
+            title=document.title,
+            embed_batch=settings.embed_batch_size,
+            index_batch=settings.index_batch_size,
+            extract_batch=settings.extract_batch_size,
+            extract_concurrency=settings.extract_concurrency,
         ),
+        run_id=run_id,
         undo=lambda: ctx.services.documents.set_status(
             document.id,
             DocumentStatus.FAILED,
@@ -330,26 +220,6 @@ async def _start_processing(ctx: Context, document: DocumentRow, run_id: str) ->
             expected=[DocumentStatus.PENDING],
         ),
     )
-
-
-async def _start(starting: Awaitable[object], *, undo: Callable[[], Awaitable[object]]) -> None:
-    """Start a workflow; when the workflow service cannot be reached, ``undo`` puts back the state
-    change that recorded the run, so nothing waits for a run that never began."""
-    try:
-        await starting
-    except WorkflowAlreadyStartedError:
-        return  # a concurrent identical request started it: one run, as intended
-    except RPCError as exc:
-        log.warning("could not start a workflow: %s", exc.status)
-        await undo()
-        raise StoreError("the workflow service is unavailable") from exc
-    except RuntimeError as exc:
-        # The api's client connects lazily; an unreachable server shows on first use as this.
-        if "client connect" not in str(exc):
-            raise
-        log.warning("could not start a workflow: the workflow service is unreachable")
-        await undo()
-        raise StoreError("the workflow service is unavailable") from exc
 
 
 async def _editable_document(ctx: Context, document_id: UUID) -> DocumentRow | Refusal:
@@ -370,7 +240,3 @@ async def _why_not_settled(ctx: Context, document_id: UUID) -> Refusal:
     if current.status in SETTLED:
         return Refusal("BUSY", "the domain is not active", "id")
     return Refusal("BUSY", "the document is being processed; cancel its run first", "id")
-
-
-def _suffix() -> str:
-    return uuid.uuid4().hex[:8]

@@ -1,20 +1,28 @@
-"""Fetching and creating domains."""
+"""Fetching domains; creating, deleting and rebuilding them."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
+
+from temporalio.types import MethodAsyncSingleParam
 
 from heysh.context import Context
 from heysh.errors import StoreError
+from heysh.policy import Permission
+from heysh.resolvers.access import Refusal, require
 from heysh.resolvers.pagination import Page, PageRequest, page_of
+from heysh.resolvers.runs import run_suffix
 from heysh.resolvers.text import LINE_BREAKS, refused_character
 from heysh.stores.documents import DocumentRow
-from heysh.stores.postgres import DomainRow, DomainStatus, PageKey, RunRow
+from heysh.stores.postgres import DomainRow, DomainStatus, NewRun, PageKey, RunRow
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
+from heysh.workflows.delete_domain import DeleteDomainInput, DeleteDomainWorkflow
+from heysh.workflows.rebuild_graph import RebuildGraphInput, RebuildGraphWorkflow
 
-log = logging.getLogger(__name__)
+_Input = TypeVar("_Input")
 
 
 @dataclass(frozen=True)
@@ -71,20 +79,104 @@ async def create_domain(ctx: Context, name: str, description: str) -> tuple[Doma
         domain_id, name.strip(), description, ctx.user_id, run_id
     )
     try:
-        await ctx.services.temporal.start_workflow(
+        await ctx.services.engine.start(
             CreateDomainWorkflow.run,
             CreateDomainInput(str(domain_id), domain.name),
-            id=run_id,
-            task_queue=ctx.services.settings.task_queue,
+            run_id=run_id,
+            # Keep the row, marked FAILED with a reason, so nothing vanishes silently.
+            undo=lambda: ctx.services.postgres.set_domain_status(
+                domain_id, DomainStatus.FAILED, "could not start the creation workflow"
+            ),
         )
-    except Exception as exc:
-        # Keep the row, marked FAILED with a reason, so nothing vanishes silently.
-        log.exception("could not start CreateDomain for %s", domain_id)
-        await ctx.services.postgres.set_domain_status(
-            domain_id, DomainStatus.FAILED, "could not start the creation workflow"
-        )
-        raise StoreError(
-            "the workflow service is unavailable; the domain was marked FAILED"
-        ) from exc
+    except StoreError as exc:
+        raise StoreError(f"{exc}; the domain was marked FAILED") from exc
     ctx.loaders.domain.prime(domain.id, domain)
     return domain, run
+
+
+@dataclass(frozen=True)
+class OwnerOperation:
+    """A run over a whole domain that only its owners start."""
+
+    kind: str  # the run's kind; its id is this in kebab case, the domain id and a suffix
+    argument: str  # the argument that names the domain, for refusals
+    busy: str  # why it cannot start while the domain is in another state
+    status: DomainStatus  # the domain's status while the run holds it
+    settled: DomainStatus  # where the domain goes back to when the run cannot be started
+    not_started: str
+
+
+DELETION = OwnerOperation(
+    "DELETE_DOMAIN",
+    "id",
+    "the domain is already being deleted",
+    DomainStatus.DELETING,
+    DomainStatus.FAILED,
+    "could not start the delete workflow; delete the domain again",
+)
+REBUILD = OwnerOperation(
+    "REBUILD_GRAPH",
+    "domainId",
+    "the domain must be ACTIVE with no document being processed or deleted",
+    DomainStatus.REBUILDING,
+    DomainStatus.ACTIVE,
+    "could not start the graph rebuild; the graph is unchanged",
+)
+
+
+async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
+    # The workflow stops the domain's other runs and waits for them before it purges anything.
+    postgres = ctx.services.postgres
+    return await _start_owner_run(
+        ctx,
+        domain_id,
+        DELETION,
+        postgres.begin_domain_deletion,
+        DeleteDomainWorkflow.run,
+        DeleteDomainInput(str(domain_id)),
+    )
+
+
+async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
+    postgres = ctx.services.postgres
+    return await _start_owner_run(
+        ctx,
+        domain_id,
+        REBUILD,
+        postgres.begin_rebuild,
+        RebuildGraphWorkflow.run,
+        RebuildGraphInput(str(domain_id)),
+    )
+
+
+async def _start_owner_run(
+    ctx: Context,
+    domain_id: UUID,
+    operation: OwnerOperation,
+    begin: Callable[[UUID, NewRun], Awaitable[RunRow | None]],
+    workflow: MethodAsyncSingleParam[Any, _Input, Any],
+    request: _Input,
+) -> RunRow | Refusal:
+    refusal = await require(
+        ctx,
+        domain_id,
+        Permission.ADMINISTER,
+        Refusal("NOT_FOUND", "domain not found", operation.argument),
+    )
+    if refusal:
+        return refusal
+    prefix = operation.kind.lower().replace("_", "-")
+    run = await begin(
+        domain_id, NewRun(f"{prefix}-{domain_id}-{run_suffix()}", operation.kind, ctx.user_id)
+    )
+    if run is None:
+        return Refusal("BUSY", operation.busy, operation.argument)
+    await ctx.services.engine.start(
+        workflow,
+        request,
+        run_id=run.id,
+        undo=lambda: ctx.services.postgres.set_domain_status(
+            domain_id, operation.settled, operation.not_started, expected=[operation.status]
+        ),
+    )
+    return run

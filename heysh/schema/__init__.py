@@ -24,12 +24,18 @@ from heysh.schema.chunks import Chunk
 from heysh.schema.common import User
 from heysh.schema.cost import QueryCostLimit
 from heysh.schema.documents import Document, DocumentMutations, DocumentQueries
-from heysh.schema.domains import Domain, DomainMutations, DomainQueries, DomainSubscriptions
+from heysh.schema.domains import (
+    Domain,
+    DomainMutations,
+    DomainOwnerMutations,
+    DomainQueries,
+    DomainSubscriptions,
+)
 from heysh.schema.entities import Entity, EntityQueries
 from heysh.schema.extensions import ErrorCodes, RequireAuthentication, classify
 from heysh.schema.members import MemberMutations
 from heysh.schema.relationships import Relationship
-from heysh.schema.runs import RunQueries, RunSubscriptions, WorkflowRun
+from heysh.schema.runs import RunMutations, RunQueries, RunSubscriptions, WorkflowRun
 from heysh.schema.search import SearchQueries
 from heysh.schema.traversals import TraversalQueries
 
@@ -84,7 +90,9 @@ class Query(
 
 
 @strawberry.type
-class Mutation(DomainMutations, DocumentMutations, MemberMutations):
+class Mutation(
+    DomainMutations, DocumentMutations, RunMutations, DomainOwnerMutations, MemberMutations
+):
     pass
 
 

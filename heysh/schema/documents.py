@@ -1,4 +1,4 @@
-"""Documents and the mutations that start, withdraw or stop pipeline work."""
+"""Documents and the mutations that add, reprocess or delete them."""
 
 from __future__ import annotations
 
@@ -164,23 +164,6 @@ class DeleteDocumentSuccess:
     run: WorkflowRun | None = strawberry.field(description="Set for a real delete.")
 
 
-@strawberry.type
-class CancelWorkflowRunSuccess:
-    run: WorkflowRun
-
-
-@strawberry.type
-class DeleteDomainSuccess:
-    domain_id: strawberry.ID
-    run: WorkflowRun
-
-
-@strawberry.type
-class RebuildGraphSuccess:
-    domain_id: strawberry.ID
-    run: WorkflowRun
-
-
 AddDocumentPayload = Annotated[
     AddDocumentSuccess | UserError, strawberry.union("AddDocumentPayload")
 ]
@@ -189,15 +172,6 @@ ReprocessDocumentPayload = Annotated[
 ]
 DeleteDocumentPayload = Annotated[
     DeleteDocumentSuccess | UserError, strawberry.union("DeleteDocumentPayload")
-]
-CancelWorkflowRunPayload = Annotated[
-    CancelWorkflowRunSuccess | UserError, strawberry.union("CancelWorkflowRunPayload")
-]
-DeleteDomainPayload = Annotated[
-    DeleteDomainSuccess | UserError, strawberry.union("DeleteDomainPayload")
-]
-RebuildGraphPayload = Annotated[
-    RebuildGraphSuccess | UserError, strawberry.union("RebuildGraphPayload")
 ]
 
 
@@ -282,45 +256,6 @@ class DocumentMutations:
             if impact
             else None,
             run=WorkflowRun.queued(result.run) if result.run else None,
-        )
-
-    @strawberry.mutation(description="Cancel a running workflow; its work is withdrawn.")
-    async def cancel_workflow_run(self, info: Info, id: strawberry.ID) -> CancelWorkflowRunPayload:
-        run_id = parse_global_id(id, "WorkflowRun")
-        if run_id is None:
-            return user_error(Refusal("NOT_FOUND", "run not found", "id"))
-        result = await resolve.cancel_run(info.context, run_id)
-        if isinstance(result, Refusal):
-            return user_error(result)
-        run = await load_run(info, result.id)
-        assert run is not None
-        return CancelWorkflowRunSuccess(run=run)
-
-    @strawberry.mutation(description="Delete a domain and everything in it (owners only).")
-    async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
-        domain_id = parse_global_uuid(id, "Domain")
-        if domain_id is None:
-            return user_error(Refusal("NOT_FOUND", "domain not found", "id"))
-        result = await resolve.delete_domain(info.context, domain_id)
-        if isinstance(result, Refusal):
-            return user_error(result)
-        return DeleteDomainSuccess(
-            domain_id=id, run=WorkflowRun.queued(result)
-        )
-
-    @strawberry.mutation(
-        description="Re-resolve the domain's entities across all its documents and rewrite its "
-        "graph (owners only); the domain is REBUILDING until the run ends."
-    )
-    async def rebuild_graph(self, info: Info, domain_id: strawberry.ID) -> RebuildGraphPayload:
-        parsed = parse_global_uuid(domain_id, "Domain")
-        if parsed is None:
-            return user_error(Refusal("NOT_FOUND", "domain not found", "domainId"))
-        result = await resolve.rebuild_graph(info.context, parsed)
-        if isinstance(result, Refusal):
-            return user_error(result)
-        return RebuildGraphSuccess(
-            domain_id=domain_id, run=WorkflowRun.queued(result)
         )
 
 

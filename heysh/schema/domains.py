@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -11,12 +11,21 @@ from uuid import UUID
 import strawberry
 from strawberry import relay
 
-from heysh.context import Info
+from heysh.context import Context, Info
 from heysh.errors import NotFoundError
 from heysh.resolvers import domains as resolve
 from heysh.resolvers import graph as read
 from heysh.resolvers import members
-from heysh.schema.common import User, UserError, UserErrorCode, parse_global_id, parse_uuid
+from heysh.resolvers.access import Refusal
+from heysh.schema.common import (
+    User,
+    UserError,
+    UserErrorCode,
+    parse_global_id,
+    parse_global_uuid,
+    parse_uuid,
+    user_error,
+)
 from heysh.schema.connections import (
     DEFAULT_PAGE_SIZE,
     Connection,
@@ -28,7 +37,7 @@ from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun
 from heysh.stores.domain_events import DomainEventRow
 from heysh.stores.graph_values import NameKey
-from heysh.stores.postgres import DomainRow, PageKey
+from heysh.stores.postgres import DomainRow, PageKey, RunRow
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
 
 if TYPE_CHECKING:
@@ -195,9 +204,60 @@ class DomainMutations:
                 code=UserErrorCode.INVALID_INPUT, message=problem.message, field=problem.field
             )
         row, run = await resolve.create_domain(info.context, input.name, input.description)
-        return CreateDomainSuccess(
-            domain=Domain.from_row(row), run=WorkflowRun.queued(run)
-        )
+        return CreateDomainSuccess(domain=Domain.from_row(row), run=WorkflowRun.queued(run))
+
+
+@strawberry.type
+class DeleteDomainSuccess:
+    domain_id: strawberry.ID
+    run: WorkflowRun
+
+
+@strawberry.type
+class RebuildGraphSuccess:
+    domain_id: strawberry.ID
+    run: WorkflowRun
+
+
+DeleteDomainPayload = Annotated[
+    DeleteDomainSuccess | UserError, strawberry.union("DeleteDomainPayload")
+]
+RebuildGraphPayload = Annotated[
+    RebuildGraphSuccess | UserError, strawberry.union("RebuildGraphPayload")
+]
+
+
+@strawberry.type
+class DomainOwnerMutations:
+    @strawberry.mutation(description="Delete a domain and everything in it (owners only).")
+    async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
+        run = await _owner_run(info, id, resolve.DELETION, resolve.delete_domain)
+        if isinstance(run, Refusal):
+            return user_error(run)
+        return DeleteDomainSuccess(domain_id=id, run=run)
+
+    @strawberry.mutation(
+        description="Re-resolve the domain's entities across all its documents and rewrite its "
+        "graph (owners only); the domain is REBUILDING until the run ends."
+    )
+    async def rebuild_graph(self, info: Info, domain_id: strawberry.ID) -> RebuildGraphPayload:
+        run = await _owner_run(info, domain_id, resolve.REBUILD, resolve.rebuild_graph)
+        if isinstance(run, Refusal):
+            return user_error(run)
+        return RebuildGraphSuccess(domain_id=domain_id, run=run)
+
+
+async def _owner_run(
+    info: Info,
+    domain_id: strawberry.ID,
+    operation: resolve.OwnerOperation,
+    start: Callable[[Context, UUID], Awaitable[RunRow | Refusal]],
+) -> WorkflowRun | Refusal:
+    parsed = parse_global_uuid(domain_id, "Domain")
+    if parsed is None:
+        return Refusal("NOT_FOUND", "domain not found", operation.argument)
+    result = await start(info.context, parsed)
+    return result if isinstance(result, Refusal) else WorkflowRun.queued(result)
 
 
 @strawberry.enum(description="What happened in a domain.")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
 
 from heysh.context import Info
 from heysh.errors import NotFoundError
-from heysh.schema.common import parse_global_id
+from heysh.resolvers import runs as resolve
+from heysh.resolvers.access import Refusal
+from heysh.schema.common import UserError, parse_global_id, user_error
 from heysh.stores.postgres import RunRow
 from heysh.workflows.progress import RunStatus, StepStatus
 
@@ -99,6 +101,31 @@ class RunQueries:
     async def workflow_run(self, info: Info, id: strawberry.ID) -> WorkflowRun | None:
         run_id = parse_global_id(id, "WorkflowRun")
         return await load_run(info, run_id) if run_id else None
+
+
+@strawberry.type
+class CancelWorkflowRunSuccess:
+    run: WorkflowRun
+
+
+CancelWorkflowRunPayload = Annotated[
+    CancelWorkflowRunSuccess | UserError, strawberry.union("CancelWorkflowRunPayload")
+]
+
+
+@strawberry.type
+class RunMutations:
+    @strawberry.mutation(description="Cancel a running workflow; its work is withdrawn.")
+    async def cancel_workflow_run(self, info: Info, id: strawberry.ID) -> CancelWorkflowRunPayload:
+        run_id = parse_global_id(id, "WorkflowRun")
+        if run_id is None:
+            return user_error(resolve.NOT_FOUND_RUN)
+        result = await resolve.cancel_run(info.context, run_id)
+        if isinstance(result, Refusal):
+            return user_error(result)
+        run = await load_run(info, result.id)
+        assert run is not None
+        return CancelWorkflowRunSuccess(run=run)
 
 
 @strawberry.type(description="One step of a run's progress, in the order the run recorded it.")

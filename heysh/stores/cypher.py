@@ -4,6 +4,8 @@ Writes are ``UNWIND $rows ... MERGE`` batches keyed on unique ids, so a retried 
 converges on the same graph instead of duplicating it.
 """
 
+from typing import LiteralString
+
 SCHEMA = (
     "CREATE CONSTRAINT domain_id IF NOT EXISTS FOR (n:Domain) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (n:Document) REQUIRE n.id IS UNIQUE",
@@ -41,18 +43,6 @@ MATCH (n:Document {domain_id: $id})
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS
 """
 DELETE_DOMAIN_NODE = "MATCH (n:Domain {id: $id}) DETACH DELETE n"
-
-DOMAIN_RELATIONSHIP_WEIGHTS = """
-MATCH (:Entity {domain_id: $id})-[r:RELATED]->()
-RETURN r.id AS id, r.weight AS weight
-"""
-
-DOMAIN_ENTITY_KEYS = """
-MATCH (e:Entity {domain_id: $id})
-RETURN e.id AS id, e.name AS name, e.type AS type
-"""
-
-COUNT_DOMAIN_NODES = "MATCH (d:Domain {id: $id}) RETURN count(d) AS n"
 
 DOMAIN_GRAPH_COUNTS = """
 CALL () { MATCH (n:Document {domain_id: $id}) RETURN count(n) AS documents }
@@ -145,13 +135,6 @@ DELETE_DOCUMENT_NODE = "MATCH (d:Document {id: $id}) DETACH DELETE d"
 
 COUNT_DOCUMENT_CHUNKS = "MATCH (c:Chunk {document_id: $id}) RETURN count(c) AS n"
 
-DOCUMENT_GRAPH = """
-MATCH (d:Document {id: $id})
-OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk)
-OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity)
-RETURN count(DISTINCT c) AS chunks, count(DISTINCT e) AS entities
-"""
-
 # --- reads for the api ----------------------------------------------------------------------------
 # Only chunks mention entities, so a mention count is the degree `COUNT { ()-[:MENTIONS]->(e) }`,
 # which Neo4j reads from the node's degree store instead of visiting every chunk.
@@ -198,6 +181,19 @@ RETURN e.id AS id, collect(DISTINCT d.id) AS documents
 # per parent, and every node matched carries the parent's domain_id. Order and keyset condition
 # match the key type the store names (NameKey, ChunkKey, WeightKey).
 
+
+def _pages(var: LiteralString, label: LiteralString, key: LiteralString) -> LiteralString:
+    """The head of a page statement whose parent is found by ``label``'s index on ``key`` (for
+    a document, its chunks by theirs on ``document_id``) as ``var``, in the page's domain."""
+    return f"""
+UNWIND $pages AS page
+CALL (page) {{
+  MATCH ({var}:{label}) USING INDEX {var}:{label}({key})
+  WHERE {var}.{key} = page.parent AND {var}.domain_id = page.domain
+"""
+
+
+# The entities of each page, as `e`, by name, then id.
 _ENTITY_PAGE = """
   WITH DISTINCT page, e
   WHERE page.after IS NULL OR e.name > page.after.name
@@ -206,6 +202,11 @@ _ENTITY_PAGE = """
 }
 RETURN page.pos AS pos, collect({id: e.id, domain_id: e.domain_id, name: e.name, type: e.type,
        description: e.description, mention_count: COUNT { ()-[:MENTIONS]->(e) }}) AS rows
+"""
+
+# The entities the chunks `c` mention, as `e`.
+_MENTIONED = """
+  UNWIND [(c)-[:MENTIONS]->(e:Entity) WHERE e.domain_id + '' = page.domain | e] AS e
 """
 
 DOMAIN_ENTITY_PAGES = (
@@ -219,38 +220,21 @@ CALL (page) {
     + _ENTITY_PAGE
 )
 
-DOCUMENT_ENTITY_PAGES = (
-    """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (c:Chunk) USING INDEX c:Chunk(document_id)
-  WHERE c.document_id = page.parent AND c.domain_id = page.domain
-  UNWIND [(c)-[:MENTIONS]->(e:Entity) WHERE e.domain_id + '' = page.domain | e] AS e
-"""
-    + _ENTITY_PAGE
-)
+DOCUMENT_ENTITY_PAGES = _pages("c", "Chunk", "document_id") + _MENTIONED + _ENTITY_PAGE
 
-CHUNK_ENTITY_PAGES = (
-    """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (c:Chunk) USING INDEX c:Chunk(id) WHERE c.id = page.parent AND c.domain_id = page.domain
-  UNWIND [(c)-[:MENTIONS]->(e:Entity) WHERE e.domain_id + '' = page.domain | e] AS e
-"""
-    + _ENTITY_PAGE
-)
+CHUNK_ENTITY_PAGES = _pages("c", "Chunk", "id") + _MENTIONED + _ENTITY_PAGE
 
 ENTITY_NEIGHBOR_PAGES = (
-    """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (a:Entity) USING INDEX a:Entity(id) WHERE a.id = page.parent AND a.domain_id = page.domain
+    _pages("a", "Entity", "id")
+    + """
   UNWIND [(a)-[:RELATED]-(e:Entity) WHERE e.domain_id + '' = page.domain | e] AS e
 """
     + _ENTITY_PAGE
 )
 
+# The chunks `c` of each page, by document, then position in it.
 _CHUNK_PAGE = """
+  WITH page, c
   WHERE page.after IS NULL OR c.document_id > page.after.document_id
      OR (c.document_id = page.after.document_id AND c.index > page.after.index)
   RETURN c ORDER BY c.document_id, c.index LIMIT $fetch
@@ -259,33 +243,20 @@ RETURN page.pos AS pos, collect(c {.id, .domain_id, .document_id, .index, .start
        AS rows
 """
 
-DOCUMENT_CHUNK_PAGES = (
-    """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (c:Chunk) USING INDEX c:Chunk(document_id)
-  WHERE c.document_id = page.parent AND c.domain_id = page.domain
-  WITH page, c
-"""
-    + _CHUNK_PAGE
-)
+DOCUMENT_CHUNK_PAGES = _pages("c", "Chunk", "document_id") + _CHUNK_PAGE
 
 ENTITY_MENTION_PAGES = (
-    """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (e:Entity) USING INDEX e:Entity(id) WHERE e.id = page.parent AND e.domain_id = page.domain
+    _pages("e", "Entity", "id")
+    + """
   UNWIND [(c:Chunk)-[:MENTIONS]->(e) WHERE c.domain_id + '' = page.domain | c] AS c
-  WITH page, c
 """
     + _CHUNK_PAGE
 )
 
 # Heaviest first; $direction is OUT, IN or BOTH, $types null for every type.
-ENTITY_RELATIONSHIP_PAGES = """
-UNWIND $pages AS page
-CALL (page) {
-  MATCH (e:Entity) USING INDEX e:Entity(id) WHERE e.id = page.parent AND e.domain_id = page.domain
+ENTITY_RELATIONSHIP_PAGES = (
+    _pages("e", "Entity", "id")
+    + """
   UNWIND [(e)-[r:RELATED]-(o:Entity) WHERE o.domain_id + '' = page.domain
           AND ($direction = 'BOTH' OR ($direction = 'OUT') = (startNode(r) = e))
           AND ($types IS NULL OR r.type IN $types) | r] AS r
@@ -296,6 +267,7 @@ CALL (page) {
 RETURN page.pos AS pos, collect({id: r.id, domain_id: page.domain, type: r.type,
        source_id: startNode(r).id, target_id: endNode(r).id, weight: r.weight}) AS rows
 """
+)
 
 DOMAIN_GRAPH_STATS = """
 UNWIND $ids AS id
@@ -373,10 +345,10 @@ ORDER BY i
 
 # --- search -------------------------------------------------------------------------------------
 
-# The hits of a search joined to the graph in one statement: each chunk of the domain among $ids
-# with up to $max_entities of the entities it mentions, by name. A chunk the graph does not hold
-# (its document still being written) yields no row.
-SEARCH_HITS = """
+# Each chunk `c` of the domain among $ids and, as `e` inside its CALL, up to $max_entities of the
+# entities it mentions, by name. A chunk the graph does not hold (its document still being
+# written) yields no row.
+_HIT_CHUNKS = """
 UNWIND $ids AS id
 MATCH (c:Chunk {id: id})
 WHERE c.domain_id = $domain_id
@@ -384,25 +356,25 @@ CALL (c) {
   UNWIND [(c)-[:MENTIONS]->(e:Entity) WHERE e.domain_id + '' = $domain_id | e] AS e
   WITH e ORDER BY e.name, e.id
   LIMIT $max_entities
-  RETURN collect(e { .id, .domain_id, .name, .type, .description,
+"""
+
+# The hits of a search joined to the graph in one statement.
+SEARCH_HITS = (
+    _HIT_CHUNKS
+    + """  RETURN collect(e { .id, .domain_id, .name, .type, .description,
                      mention_count: COUNT { ()-[:MENTIONS]->(e) } }) AS entities
 }
 RETURN c.id AS id, c.domain_id AS domain_id, c.document_id AS document_id, c.index AS index,
        c.start AS start, c.end AS end, c.text AS text, entities
 """
+)
 
 # GRAPH mode's candidates in one statement: one row holding the chunks (each with the ids of up
 # to $max_entities entities it mentions, by name) and every entity they mention once, with its
 # degree in the domain and those of its neighbours that the candidates also mention.
-SEARCH_GRAPH_CANDIDATES = """
-UNWIND $ids AS id
-MATCH (c:Chunk {id: id})
-WHERE c.domain_id = $domain_id
-CALL (c) {
-  UNWIND [(c)-[:MENTIONS]->(e:Entity) WHERE e.domain_id + '' = $domain_id | e] AS e
-  WITH e ORDER BY e.name, e.id
-  LIMIT $max_entities
-  RETURN collect(e) AS mentioned
+SEARCH_GRAPH_CANDIDATES = (
+    _HIT_CHUNKS
+    + """  RETURN collect(e) AS mentioned
 }
 WITH collect(c { .id, .domain_id, .document_id, .index, .start, .end, .text,
                  entity_ids: [e IN mentioned | e.id] }) AS chunks,
@@ -420,3 +392,4 @@ RETURN chunks, [e IN entities | e { .id, .domain_id, .name, .type, .description,
     neighbour_ids: [(e)-[:RELATED]-(n:Entity {domain_id: $domain_id})
                     WHERE n.id IN candidate_ids | n.id] }] AS entities
 """
+)

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
+from heysh.stores.postgres import PooledStore
 
 DOMAIN_EVENTS_CHANNEL = "heysh_domain_events"
 
@@ -24,23 +23,16 @@ class DomainEventRow:
     at: datetime
 
 
-class DomainEventStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
+class DomainEventStore(PooledStore):
     async def events(self, domain_id: UUID, after: int, limit: int = 1000) -> list[DomainEventRow]:
         """The domain's events with ``seq`` above ``after``, in order, at most ``limit``."""
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=class_row(DomainEventRow)) as cur,
-        ):
-            await cur.execute(
-                "select domain_id, seq, kind, document_id, run_id, run_kind, status, at"
-                " from heysh.domain_events where domain_id = %s and seq > %s"
-                " order by seq limit %s",
-                (domain_id, after, limit),
-            )
-            return await cur.fetchall()
+        return await self._fetch(
+            DomainEventRow,
+            "select domain_id, seq, kind, document_id, run_id, run_kind, status, at"
+            " from heysh.domain_events where domain_id = %s and seq > %s"
+            " order by seq limit %s",
+            (domain_id, after, limit),
+        )
 
     async def latest_seq(self, domain_id: UUID) -> int:
         async with self._pool.connection() as conn:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, LiteralString, TypeVar
 
 from neo4j import (
@@ -91,48 +92,41 @@ class GraphStore:
             await self._autocommit(statement, id=domain_id)
         await self._write(cypher.DELETE_DOMAIN_NODE, id=domain_id)
 
-    async def count_domain_nodes(self, domain_id: str) -> int:
-        records = await self._read(cypher.COUNT_DOMAIN_NODES, id=domain_id)
-        return int(records[0]["n"])
-
     async def delete_domain_entities(self, domain_id: str) -> None:
         """Every entity of the domain, with its mentions and relationships (for a rebuild)."""
         await self._autocommit(cypher.DELETE_DOMAIN_ENTITIES, id=domain_id)
+
+    # --- by id (the caller's member domains in the statement) -----------------------------------
 
     async def entities(
         self, entity_ids: Sequence[str], domain_ids: Sequence[str]
     ) -> list[EntityNode]:
         """The entities among ``entity_ids`` that exist in one of ``domain_ids``."""
-        records = await self._read(
-            cypher.ENTITIES_BY_ID, ids=list(entity_ids), domains=list(domain_ids)
-        )
-        return [EntityNode(**record.data()) for record in records]
+        return await self._by_id(cypher.ENTITIES_BY_ID, EntityNode, entity_ids, domain_ids)
 
     async def chunks(self, chunk_ids: Sequence[str], domain_ids: Sequence[str]) -> list[ChunkNode]:
         """The chunks among ``chunk_ids`` that exist in one of ``domain_ids``."""
-        records = await self._read(
-            cypher.CHUNKS_BY_ID, ids=list(chunk_ids), domains=list(domain_ids)
-        )
-        return [ChunkNode(**record.data()) for record in records]
+        return await self._by_id(cypher.CHUNKS_BY_ID, ChunkNode, chunk_ids, domain_ids)
 
     async def relationships(
         self, relationship_ids: Sequence[str], domain_ids: Sequence[str]
     ) -> list[RelationshipNode]:
         """The relationships among ``relationship_ids`` that exist in one of ``domain_ids``."""
-        records = await self._read(
-            cypher.RELATIONSHIPS_BY_ID, ids=list(relationship_ids), domains=list(domain_ids)
+        return await self._by_id(
+            cypher.RELATIONSHIPS_BY_ID, RelationshipNode, relationship_ids, domain_ids
         )
-        return [RelationshipNode(**record.data()) for record in records]
 
-    async def entity_keys(self, domain_id: str) -> list[tuple[str, str, str]]:
-        """(id, name, type) of every entity of the domain."""
-        records = await self._read(cypher.DOMAIN_ENTITY_KEYS, id=domain_id)
-        return [(r["id"], r["name"], r["type"]) for r in records]
+    async def _by_id(
+        self,
+        query: LiteralString,
+        node_type: type[_Node],
+        ids: Sequence[str],
+        domain_ids: Sequence[str],
+    ) -> list[_Node]:
+        records = await self._read(query, ids=list(ids), domains=list(domain_ids))
+        return [node_type(**record.data()) for record in records]
 
-    async def relationship_weights(self, domain_id: str) -> dict[str, int]:
-        """Every relationship of the domain by id, with its weight (for checks and repairs)."""
-        records = await self._read(cypher.DOMAIN_RELATIONSHIP_WEIGHTS, id=domain_id)
-        return {r["id"]: int(r["weight"]) for r in records}
+    # --- domain-wide reads ----------------------------------------------------------------------
 
     async def domain_counts(self, domain_id: str) -> GraphCounts:
         (record,) = await self._read(cypher.DOMAIN_GRAPH_COUNTS, id=domain_id)
@@ -286,17 +280,13 @@ class GraphStore:
             truncated = truncated or len(edges) > max_edges
             return GraphNeighborhood(nodes, edges[:max_edges], truncated)
 
-        try:
-            async with self._driver.session(
+        async with (
+            self._read_limit(),
+            self._driver.session(
                 database=self._database, default_access_mode=READ_ACCESS
-            ) as session:
-                return await session.execute_read(work)
-        except ClientError as exc:
-            if exc.code != _CLIENT_TIMEOUT:
-                raise
-            raise StoreError(
-                f"a graph read took longer than its limit of {self._read_timeout:g}s"
-            ) from exc
+            ) as session,
+        ):
+            return await session.execute_read(work)
 
     async def shortest_path(
         self, domain_id: str, from_id: str, to_id: str, max_depth: int
@@ -380,20 +370,26 @@ class GraphStore:
 
     async def _read(self, query: LiteralString, **params: Any) -> list[Any]:
         # The server stops a read that runs past the timeout (the driver does not retry that).
-        try:
+        async with self._read_limit():
             records, _, _ = await self._driver.execute_query(
                 Query(query, timeout=self._read_timeout),
                 params,
                 database_=self._database,
                 routing_=RoutingControl.READ,
             )
+        return list(records)
+
+    @asynccontextmanager
+    async def _read_limit(self) -> AsyncIterator[None]:
+        """A read the server stopped at the read timeout, as a StoreError saying so."""
+        try:
+            yield
         except ClientError as exc:
             if exc.code != _CLIENT_TIMEOUT:
                 raise
             raise StoreError(
                 f"a graph read took longer than its limit of {self._read_timeout:g}s"
             ) from exc
-        return list(records)
 
     async def _write(self, query: LiteralString, **params: Any) -> list[Any]:
         records, _, _ = await self._driver.execute_query(query, params, database_=self._database)

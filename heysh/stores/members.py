@@ -9,10 +9,14 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import MemberRole, PageKey, fetch_rows, notify_access_changed
+from heysh.stores.postgres import (
+    MemberRole,
+    PageKey,
+    PooledStore,
+    fetch_row,
+    notify_access_changed,
+)
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,7 @@ class Refused(Enum):
 _COLUMNS = "domain_id, user_id, role, created_at"
 
 
-class MemberStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
+class MemberStore(PooledStore):
     async def set_role(
         self, domain_id: UUID, user_id: UUID, role: MemberRole
     ) -> MemberRow | Refused:
@@ -48,14 +49,14 @@ class MemberStore:
             await _lock_domain(conn, domain_id)
             if role is not MemberRole.OWNER and await _is_last_owner(conn, domain_id, user_id):
                 return Refused.LAST_OWNER
-            async with conn.cursor(row_factory=class_row(MemberRow)) as cur:
-                await cur.execute(
-                    "insert into heysh.domain_members (domain_id, user_id, role)"
-                    " values (%s, %s, %s) on conflict (domain_id, user_id)"
-                    f" do update set role = excluded.role returning {_COLUMNS}",
-                    (domain_id, user_id, role.value),
-                )
-                row = await cur.fetchone()
+            row = await fetch_row(
+                conn,
+                MemberRow,
+                "insert into heysh.domain_members (domain_id, user_id, role)"
+                " values (%s, %s, %s) on conflict (domain_id, user_id)"
+                f" do update set role = excluded.role returning {_COLUMNS}",
+                (domain_id, user_id, role.value),
+            )
             await notify_access_changed(conn, domain_id)
         assert row is not None
         return row
@@ -78,8 +79,7 @@ class MemberStore:
     async def page(self, domain_id: UUID, limit: int, after: PageKey | None) -> list[MemberRow]:
         """The domain's members, newest first (keyset on when they joined, then user id)."""
         created_at, user_id = (after.created_at, after.id) if after else (None, None)
-        return await fetch_rows(
-            self._pool,
+        return await self._fetch(
             MemberRow,
             f"select {_COLUMNS} from heysh.domain_members where domain_id = %s"
             " and (%s::timestamptz is null or (created_at, user_id) < (%s, %s::uuid))"

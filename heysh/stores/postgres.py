@@ -100,10 +100,34 @@ def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
     )
 
 
-class PostgresStore:
+class PooledStore:
+    """The base of each store of heysh's Postgres tables: it works through the process's pool."""
+
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
+    async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
+        return await fetch_rows(self._pool, row_type, sql, params)
+
+    async def _member_rows(
+        self,
+        row_type: type[_Row],
+        select: str,
+        domain_column: str,
+        user_id: UUID,
+        ids: Sequence[UUID],
+    ) -> list[_Row]:
+        """The rows of ``select`` (from a table as ``d``) among ``ids`` (``d.id``) whose domain
+        (``domain_column``) has ``user_id`` as a member: the api's reads by id."""
+        return await self._fetch(
+            row_type,
+            f"{select} join heysh.domain_members m on m.domain_id = {domain_column}"
+            " and m.user_id = %s where d.id = any(%s)",
+            (user_id, list(ids)),
+        )
+
+
+class PostgresStore(PooledStore):
     async def ping(self) -> None:
         async with self._pool.connection(timeout=5) as conn:
             await conn.execute("select 1")
@@ -113,13 +137,13 @@ class PostgresStore:
     ) -> tuple[DomainRow, RunRow]:
         """Insert the domain, its owner membership and its creating run in one transaction."""
         async with self._pool.connection() as conn, conn.transaction():
-            async with conn.cursor(row_factory=class_row(DomainRow)) as cur:
-                await cur.execute(
-                    "insert into heysh.domains as d (id, name, description, created_by)"
-                    f" values (%s, %s, %s, %s) returning {_DOMAIN_COLUMNS}",
-                    (domain_id, name, description, owner),
-                )
-                domain = await cur.fetchone()
+            domain = await fetch_row(
+                conn,
+                DomainRow,
+                "insert into heysh.domains as d (id, name, description, created_by)"
+                f" values (%s, %s, %s, %s) returning {_DOMAIN_COLUMNS}",
+                (domain_id, name, description, owner),
+            )
             await conn.execute(
                 "insert into heysh.domain_members (domain_id, user_id, role) values (%s, %s, %s)",
                 (domain_id, owner, MemberRole.OWNER.value),
@@ -196,23 +220,10 @@ class PostgresStore:
             )
             return [row[0] for row in await cur.fetchall()]
 
-    async def get_domain(self, domain_id: UUID) -> DomainRow | None:
-        """Unchecked read for the worker; the api reads through ``visible_domains``."""
-        rows = await self._fetch(
-            DomainRow,
-            f"select {_DOMAIN_COLUMNS} from heysh.domains d where d.id = %s",
-            (domain_id,),
-        )
-        return rows[0] if rows else None
-
     async def visible_domains(self, user_id: UUID, domain_ids: Sequence[UUID]) -> list[DomainRow]:
         """The domains among ``domain_ids`` that ``user_id`` is a member of."""
-        return await self._fetch(
-            DomainRow,
-            f"select {_DOMAIN_COLUMNS} from heysh.domains d"
-            " join heysh.domain_members m on m.domain_id = d.id and m.user_id = %s"
-            " where d.id = any(%s)",
-            (user_id, list(domain_ids)),
+        return await self._member_rows(
+            DomainRow, f"select {_DOMAIN_COLUMNS} from heysh.domains d", "d.id", user_id, domain_ids
         )
 
     async def domain_page(
@@ -269,9 +280,6 @@ class PostgresStore:
         )
         return {row.subject_id: row for row in rows if row.subject_id is not None}
 
-    async def _fetch(self, row_type: type[_Row], sql: str, params: Sequence[Any]) -> list[_Row]:
-        return await fetch_rows(self._pool, row_type, sql, params)
-
 
 async def insert_run(
     conn: AsyncConnection[Any],
@@ -282,13 +290,13 @@ async def insert_run(
     started_by: UUID,
 ) -> RunRow:
     """Record a run inside the caller's transaction."""
-    async with conn.cursor(row_factory=class_row(RunRow)) as cur:
-        await cur.execute(
-            "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
-            f" values (%s, %s, %s, %s, %s) returning {RUN_COLUMNS}",
-            (run_id, domain_id, kind, subject_id, started_by),
-        )
-        run = await cur.fetchone()
+    run = await fetch_row(
+        conn,
+        RunRow,
+        "insert into heysh.workflow_runs (id, domain_id, kind, subject_id, started_by)"
+        f" values (%s, %s, %s, %s, %s) returning {RUN_COLUMNS}",
+        (run_id, domain_id, kind, subject_id, started_by),
+    )
     assert run is not None
     return run
 
@@ -309,3 +317,13 @@ async def fetch_rows(
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(row_type)) as cur:
         await cur.execute(sql, params)
         return await cur.fetchall()
+
+
+async def fetch_row(
+    conn: AsyncConnection[Any], row_type: type[_Row], sql: str, params: Sequence[Any]
+) -> _Row | None:
+    """Run one statement on the caller's connection (inside its transaction, if any) and build a
+    ``row_type`` from its first row; None when it returns none."""
+    async with conn.cursor(row_factory=class_row(row_type)) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchone()

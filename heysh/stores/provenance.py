@@ -13,11 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from heysh.stores.documents import DOCUMENT_COLUMNS, DocumentRow
 from heysh.stores.graph_values import ChunkKey
-from heysh.stores.postgres import PageKey
+from heysh.stores.postgres import PageKey, PooledStore
 
 _DOCUMENT_FIELDS = [f.name for f in fields(DocumentRow)]
 
@@ -36,10 +35,7 @@ class DocumentCounts:
     ready: int
 
 
-class ProvenanceStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
+class ProvenanceStore(PooledStore):
     async def evidence_pages(
         self, keys: Sequence[tuple[RelationKey, ChunkKey | None]], fetch: int
     ) -> list[list[UUID]]:

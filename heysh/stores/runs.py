@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from heysh.stores.postgres import RUN_COLUMNS, RunRow
+from heysh.stores.postgres import RUN_COLUMNS, PooledStore, RunRow, fetch_row
 from heysh.workflows.progress import RunEvent, RunProgress
 
 RUN_EVENTS_CHANNEL = "heysh_run_events"
@@ -35,10 +33,7 @@ class RunEventRow:
     at: datetime
 
 
-class RunStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
+class RunStore(PooledStore):
     async def record(self, run_id: str, progress: RunProgress, events: Sequence[RunEvent]) -> int:
         """Append ``events`` (those not yet stored) and move the snapshot to ``progress``;
         returns how many events were new. A run heysh did not register records nothing."""
@@ -90,24 +85,19 @@ class RunStore:
 
     async def events(self, run_id: str, after: int, limit: int = 1000) -> list[RunEventRow]:
         """The run's events with ``seq`` above ``after``, in order."""
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=class_row(RunEventRow)) as cur,
-        ):
-            await cur.execute(
-                "select run_id, seq, stage, status, progress, message, at from heysh.run_events"
-                " where run_id = %s and seq > %s order by seq limit %s",
-                (run_id, after, limit),
-            )
-            return await cur.fetchall()
+        return await self._fetch(
+            RunEventRow,
+            "select run_id, seq, stage, status, progress, message, at from heysh.run_events"
+            " where run_id = %s and seq > %s order by seq limit %s",
+            (run_id, after, limit),
+        )
 
     async def run(self, run_id: str) -> RunRow | None:
         """The run and its snapshot, unchecked (the caller has authorized the reader)."""
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=class_row(RunRow)) as cur,
-        ):
-            await cur.execute(
-                f"select {RUN_COLUMNS} from heysh.workflow_runs where id = %s", (run_id,)
+        async with self._pool.connection() as conn:
+            return await fetch_row(
+                conn,
+                RunRow,
+                f"select {RUN_COLUMNS} from heysh.workflow_runs where id = %s",
+                (run_id,),
             )
-            return await cur.fetchone()

@@ -66,7 +66,9 @@ def create_client(url: str, grpc_port: int, api_key: str | None) -> WeaviateAsyn
 
 
 @dataclass(frozen=True)
-class ChunkVector:
+class VectorChunk:
+    """A chunk as the collection holds it (its uuid and properties)."""
+
     chunk_id: str
     document_id: str
     index: int
@@ -74,6 +76,12 @@ class ChunkVector:
     text: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class ChunkVector(VectorChunk):
+    """A chunk to store, with its vector."""
+
     vector: list[float]
 
 
@@ -110,16 +118,9 @@ class EmbedderMismatchError(ConfigError):
 
 
 @dataclass(frozen=True)
-class VectorHit:
+class VectorHit(VectorChunk):
     """One chunk found by a search, with the scores the search gave it."""
 
-    chunk_id: str
-    document_id: str
-    index: int
-    title: str
-    text: str
-    start: int
-    end: int
     score: float
     vector_score: float | None  # cosine similarity, 1 - distance
     keyword_score: float | None  # BM25
@@ -276,52 +277,43 @@ class VectorStore:
         )
         return int(result.total_count or 0)
 
-    async def count_tenant(self, domain_id: str) -> int:
-        if not await self.tenant_exists(domain_id):
-            return 0
-        tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
-        result = await tenant.aggregate.over_all(total_count=True)
-        return int(result.total_count or 0)
-
     # --- search ---------------------------------------------------------------------------------
 
     async def search_vector(
         self, domain_id: str, vector: Sequence[float], limit: int
     ) -> list[VectorHit]:
         """The ``limit`` chunks nearest ``vector`` (cosine); score = vector score = 1 - distance."""
-
-        async def run(tenant: Any) -> list[Object[Any, Any]]:
-            result = await tenant.query.near_vector(
+        found = await self._search(
+            domain_id,
+            lambda api: api.near_vector(
                 near_vector=list(vector),
                 limit=limit,
                 return_properties=_RETURN_PROPERTIES,
                 return_metadata=MetadataQuery(distance=True),
-            )
-            return list(result.objects)
-
+            ),
+        )
         hits = []
-        for found in await self._search(domain_id, run):
-            similarity = 1.0 - float(found.metadata.distance or 0.0)
-            hits.append(_hit(found, similarity, vector_score=similarity, keyword_score=None))
+        for o in found:
+            similarity = 1.0 - float(o.metadata.distance or 0.0)
+            hits.append(_hit(o, similarity, vector_score=similarity, keyword_score=None))
         return hits
 
     async def search_keyword(self, domain_id: str, query: str, limit: int) -> list[VectorHit]:
         """BM25 over the chunk text and the document title only; score = keyword score."""
-
-        async def run(tenant: Any) -> list[Object[Any, Any]]:
-            result = await tenant.query.bm25(
+        found = await self._search(
+            domain_id,
+            lambda api: api.bm25(
                 query=query,
                 query_properties=KEYWORD_PROPERTIES,
                 limit=limit,
                 return_properties=_RETURN_PROPERTIES,
                 return_metadata=MetadataQuery(score=True),
-            )
-            return list(result.objects)
-
+            ),
+        )
         hits = []
-        for found in await self._search(domain_id, run):
-            score = float(found.metadata.score or 0.0)
-            hits.append(_hit(found, score, vector_score=None, keyword_score=score))
+        for o in found:
+            score = float(o.metadata.score or 0.0)
+            hits.append(_hit(o, score, vector_score=None, keyword_score=score))
         return hits
 
     async def search_hybrid(
@@ -333,9 +325,9 @@ class VectorStore:
         original score (BM25, and cosine similarity for the vector set); a component the hit did
         not appear in is None.
         """
-
-        async def run(tenant: Any) -> list[Object[Any, Any]]:
-            result = await tenant.query.hybrid(
+        found = await self._search(
+            domain_id,
+            lambda api: api.hybrid(
                 query=query,
                 vector=list(vector),
                 alpha=alpha,
@@ -344,36 +336,33 @@ class VectorStore:
                 limit=limit,
                 return_properties=_RETURN_PROPERTIES,
                 return_metadata=MetadataQuery(score=True, explain_score=True),
-            )
-            return list(result.objects)
-
+            ),
+        )
         hits = []
-        for found in await self._search(domain_id, run):
-            parts = explained_scores(found.metadata.explain_score)
+        for o in found:
+            parts = explained_scores(o.metadata.explain_score)
+            score = float(o.metadata.score or 0.0)
             hits.append(
-                _hit(
-                    found,
-                    float(found.metadata.score or 0.0),
-                    vector_score=parts.get("vector"),
-                    keyword_score=parts.get("keyword"),
-                )
+                _hit(o, score, vector_score=parts.get("vector"), keyword_score=parts.get("keyword"))
             )
         return hits
 
     async def _search(
-        self, domain_id: str, run: Callable[[Any], Awaitable[list[Object[Any, Any]]]]
+        self, domain_id: str, search: Callable[[Any], Awaitable[Any]]
     ) -> list[Object[Any, Any]]:
-        """``run`` on the domain's tenant; no hits when the collection or tenant does not exist
-        (a domain without documents), checked only after a failure so a search is one call."""
+        """The objects ``search`` finds through the query API of the domain's tenant; none when
+        the collection or tenant does not exist (a domain without documents), checked only after a
+        failure so a search is one call."""
         tenant = self._client.collections.use(self._name).with_tenant(tenant_name(domain_id))
         try:
-            return await run(tenant)
+            result = await search(tenant.query)
         except WeaviateQueryError:
             if not await self._client.collections.exists(self._name):
                 return []
             if not await self.tenant_exists(domain_id):
                 return []
             raise
+        return list(result.objects)
 
 
 def explained_scores(explanation: str | None) -> dict[str, float]:

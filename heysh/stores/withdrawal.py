@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from heysh.stores.documents import DocumentStore, RelationWeight
 from heysh.stores.graph import GraphStore
+from heysh.stores.journal import JournalStore, RelationWeight
 from heysh.stores.vectors import VectorStore
 
 NAMES = 100  # entity names a dry run lists
@@ -44,19 +44,19 @@ def relation_params(r: RelationWeight) -> dict[str, Any]:
 
 
 async def document_impact(
-    documents: DocumentStore,
+    journal: JournalStore,
     graph: GraphStore,
     vectors: VectorStore,
     domain_id: str,
     document_id: str,
 ) -> DeleteImpact:
     """A fixed number of bounded queries, whatever the document's size."""
-    journal = await documents.withdrawal_impact(UUID(document_id), NAMES)
+    impact = await journal.withdrawal_impact(UUID(document_id), NAMES)
     return DeleteImpact(
         chunks=await graph.count_document_chunks(document_id),
         vectors=await vectors.count_document(domain_id, document_id),
-        entities_deleted=journal.entities_deleted,
-        relationships_deleted=journal.relationships_deleted,
-        relationships_weakened=journal.relationships_weakened,
-        entity_names=journal.entity_names,
+        entities_deleted=impact.entities_deleted,
+        relationships_deleted=impact.relationships_deleted,
+        relationships_weakened=impact.relationships_weakened,
+        entity_names=impact.entity_names,
     )

@@ -10,6 +10,7 @@ from strawberry.relay import GlobalID
 
 from heysh.services import Services
 from tests.support.graphql import GraphQLClient, eventually
+from tests.support.store_state import domain_nodes, domain_row
 
 pytestmark = pytest.mark.integration
 
@@ -78,10 +79,10 @@ async def test_create_domain_returns_a_run_at_once_and_becomes_active_in_all_sto
     assert domain["lastRun"]["id"] == payload["run"]["id"]
 
     raw_id = node_id(payload["domain"]["id"])
-    row = await services.postgres.get_domain(UUID(raw_id))
+    row = await domain_row(services, UUID(raw_id))
     assert row is not None
     assert row.status == "ACTIVE"
-    assert await services.graph.count_domain_nodes(raw_id) == 1
+    assert await domain_nodes(services, raw_id) == 1
     assert await services.vectors.tenant_exists(raw_id)
 
     run = (await api.data(RUN, {"id": payload["run"]["id"]}, user="alice"))["workflowRun"]

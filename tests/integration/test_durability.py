@@ -31,6 +31,7 @@ from tests.support.documents import (
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.openai_server import OpenAIServer, chat_handler
+from tests.support.store_state import domain_nodes, domain_row, relationship_weights
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +181,7 @@ async def test_a_document_through_the_llm_extractor_becomes_the_graph_it_describ
     assert document["status"] == "READY", document
     assert (document["entityCount"], document["relationshipCount"]) == (2, 1)
     assert chat_calls == document["chunkCount"]  # one request per chunk, none repeated
-    weights = await services.graph.relationship_weights(raw_id(domain))
+    weights = await relationship_weights(services, raw_id(domain))
     assert list(weights.values()) == [document["chunkCount"]]  # every chunk stated it
 
 
@@ -237,9 +238,9 @@ async def test_delete_domain_removes_everything_in_all_three_stores(
 
     await eventually(visible, lambda d: d is None)
     raw = raw_id(domain)
-    await eventually(lambda: services.graph.count_domain_nodes(raw), lambda n: n == 0)
+    await eventually(lambda: domain_nodes(services, raw), lambda n: n == 0)
     counts = await services.graph.domain_counts(raw)
     assert (counts.documents, counts.chunks, counts.entities) == (0, 0, 0)
     assert not await services.vectors.tenant_exists(raw)
-    assert await services.postgres.get_domain(uuid.UUID(raw)) is None
+    assert await domain_row(services, uuid.UUID(raw)) is None
     assert await services.documents.get(uuid.UUID(raw_id(added["document"]["id"]))) is None

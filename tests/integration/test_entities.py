@@ -10,6 +10,7 @@ from strawberry.relay import GlobalID
 from heysh.services import Services
 from tests.support.documents import active_domain, raw_id, ready_document
 from tests.support.graphql import GraphQLClient
+from tests.support.store_state import entity_keys
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ NODE = "query($id: ID!) { node(id: $id) { id ... on Entity { name type } } }"
 async def mentions_in_journal(services: Services, document_ids: list[str], entity: str) -> int:
     total = 0
     for document_id in document_ids:
-        async for page in services.documents.entity_pages(uuid.UUID(document_id), 500):
+        async for page in services.journal.entity_pages(uuid.UUID(document_id), 500):
             total += sum(len(e.chunk_ids) for e in page if str(e.entity_id) == entity)
     return total
 
@@ -33,7 +34,7 @@ async def test_an_entity_named_in_two_documents_reads_as_one_with_all_its_mentio
     domain = await active_domain(api, "erin", "Entities")
     curie = await ready_document(api, "erin", domain, "curie.md")
     einstein = await ready_document(api, "erin", domain, "einstein.md")
-    keys = await services.graph.entity_keys(raw_id(domain))
+    keys = await entity_keys(services, raw_id(domain))
     (marie,) = [key for key, name, type_ in keys if (name, type_) == ("Marie Curie", "PERSON")]
     entity_id = str(GlobalID("Entity", marie))
 
@@ -55,7 +56,7 @@ async def test_another_domains_entity_reads_exactly_like_an_unknown_one(
 ) -> None:
     domain = await active_domain(api, "erin", "Private entities")
     await ready_document(api, "erin", domain, "einstein.md")
-    (some, *_) = await services.graph.entity_keys(raw_id(domain))
+    (some, *_) = await entity_keys(services, raw_id(domain))
     theirs = str(GlobalID("Entity", some[0]))
     unknown = str(GlobalID("Entity", str(uuid.uuid4())))
 

@@ -30,6 +30,13 @@ from tests.support.documents import (
 )
 from tests.support.embedders import HashEmbedder
 from tests.support.graphql import GraphQLClient, eventually, gateway
+from tests.support.store_state import (
+    chunk_count,
+    document_ids,
+    domain_nodes,
+    domain_row,
+    relationship_weights,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +157,7 @@ async def test_concurrent_domain_deletes_start_one_run_and_the_others_are_busy(
     assert typenames(results, "deleteDomain") == ["DeleteDomainSuccess"] + ["UserError"] * 2
     assert {r["deleteDomain"].get("code") for r in results} == {None, "BUSY"}
     await eventually(lambda: domain_state(api, "rosa", domain), lambda d: d is None)
-    assert await services.postgres.get_domain(uuid.UUID(raw_id(domain))) is None
+    assert await domain_row(services, uuid.UUID(raw_id(domain))) is None
 
 
 async def test_adding_to_a_domain_being_deleted_is_refused_and_stores_nothing(
@@ -163,7 +170,7 @@ async def test_adding_to_a_domain_being_deleted_is_refused_and_stores_nothing(
 
     refused = await add_document(api, "dora", domain, "late", "Marie Curie lived in Paris.")
     assert (refused["__typename"], refused["code"]) == ("UserError", "INVALID_INPUT")
-    assert await services.documents.ids_in_domain(uuid.UUID(raw_id(domain))) == []
+    assert await document_ids(services, uuid.UUID(raw_id(domain))) == []
 
 
 async def test_editors_cancel_document_runs_and_only_owners_cancel_domain_runs(
@@ -216,7 +223,7 @@ async def test_canceled_domain_creation_ends_failed_with_nothing_left_in_the_sto
         )
     assert (state["status"], state["error"]) == ("FAILED", "creation canceled")
     assert run["status"] == "CANCELED"
-    assert await services.graph.count_domain_nodes(raw_id(domain)) == 0
+    assert await domain_nodes(services, raw_id(domain)) == 0
     assert not await services.vectors.tenant_exists(raw_id(domain))
 
 
@@ -352,7 +359,7 @@ async def test_a_batch_failing_for_good_stops_its_siblings_and_leaves_nothing_be
     assert await services.vectors.count_document(raw_id(domain), document_id) == 0
     counts = await store_counts(services, domain)
     assert (counts["chunks"], counts["mentions"], counts["entities"]) == (0, 0, 0)
-    assert await services.documents.chunk_count(uuid.UUID(document_id)) == 0
+    assert await chunk_count(services, uuid.UUID(document_id)) == 0
 
 
 async def test_graph_writes_for_chunks_that_are_gone_create_no_entity(services: Services) -> None:
@@ -380,13 +387,13 @@ async def test_deleting_a_near_copy_weakens_exactly_what_the_dry_run_said(
     domain = await active_domain(api, "wes", "Weights")
     raw = raw_id(domain)
     await ready_document(api, "wes", domain, "curie.md")
-    alone = await services.graph.relationship_weights(raw)
+    alone = await relationship_weights(services, raw)
     counts_alone = await store_counts(services, domain)
 
     copy = fixture_text("curie.md") + "\n\nThis copy has one more line, about Warsaw."
     added = await add_document(api, "wes", domain, "copy", copy)
     assert (await wait_document(api, "wes", added["document"]["id"]))["status"] == "READY"
-    both = await services.graph.relationship_weights(raw)
+    both = await relationship_weights(services, raw)
     assert all(both[rid] >= weight for rid, weight in alone.items())
     assert sum(both.values()) > sum(alone.values())
 
@@ -398,7 +405,7 @@ async def test_deleting_a_near_copy_weakens_exactly_what_the_dry_run_said(
         lambda: api.data(DOCUMENT, {"id": added["document"]["id"]}, user="wes"),
         lambda d: d["document"] is None,
     )
-    after = await services.graph.relationship_weights(raw)
+    after = await relationship_weights(services, raw)
     weakened = sum(1 for rid, weight in after.items() if weight < both[rid])
     deleted = sum(1 for rid in both if rid not in after)
     assert (weakened, deleted) == (

@@ -15,6 +15,7 @@ from strawberry.relay import GlobalID
 from heysh.services import Services
 from tests.support.documents import active_domain, fixture_text, raw_id, ready_document
 from tests.support.graphql import GraphQLClient
+from tests.support.store_state import entity_keys
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +111,7 @@ async def test_domain_entities_page_by_name_and_filter_by_type_and_name(
     everything, _ = await all_pages(
         api, DOMAIN_ENTITIES, {"id": corpus.domain}, ["domain", "entities"], 7
     )
-    keys = await services.graph.entity_keys(raw_id(corpus.domain))
+    keys = await entity_keys(services, raw_id(corpus.domain))
     assert sorted(raw_id(e["id"]) for e in everything) == sorted(k for k, _, _ in keys)
     assert [(e["name"], raw_id(e["id"])) for e in everything] == sorted(
         (e["name"], raw_id(e["id"])) for e in everything
@@ -143,7 +144,7 @@ query($id: ID!) {{ entity(id: $id) {{
 
 
 async def entity_named(services: Services, domain: str, name: str, type_: str) -> str:
-    keys = await services.graph.entity_keys(raw_id(domain))
+    keys = await entity_keys(services, raw_id(domain))
     (found,) = [k for k, n, t in keys if (n, t) == (name, type_)]
     return str(GlobalID("Entity", found))
 
@@ -162,7 +163,7 @@ async def test_an_entity_named_in_two_documents_lists_both_and_every_chunk_namin
     assert all(marie in {e["node"]["id"] for e in m["entities"]["edges"]} for m in mentions)
     expected = 0
     for document in documents:
-        async for page in services.documents.entity_pages(uuid.UUID(raw_id(document)), 500):
+        async for page in services.journal.entity_pages(uuid.UUID(raw_id(document)), 500):
             expected += sum(len(e.chunk_ids) for e in page if str(e.entity_id) == raw_id(marie))
     assert len(mentions) == expected
     assert entity["mentions"]["pageInfo"]["hasNextPage"] is False
@@ -244,7 +245,7 @@ async def test_document_entities_and_domain_stats_match_what_the_pipeline_wrote(
         api, DOCUMENT_ENTITIES, {"id": corpus.einstein}, ["document", "entities"], 10
     )
     journal: set[str] = set()
-    async for page in services.documents.entity_pages(uuid.UUID(raw_id(corpus.einstein)), 500):
+    async for page in services.journal.entity_pages(uuid.UUID(raw_id(corpus.einstein)), 500):
         journal |= {str(e.entity_id) for e in page}
     assert {raw_id(e["id"]) for e in entities} == journal
     assert len(entities) == len(journal)

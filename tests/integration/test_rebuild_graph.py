@@ -24,6 +24,7 @@ from tests.support.documents import (
     store_counts,
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
+from tests.support.store_state import entity_keys, relationship_weights
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ async def rebuild(api: GraphQLClient, user: str, domain: str) -> dict[str, Any]:
 async def duplicate_keys(services: Services, domain: str) -> list[tuple[str, str]]:
     keys = Counter(
         (normalize_name(name), type_)
-        for _, name, type_ in await services.graph.entity_keys(raw_id(domain))
+        for _, name, type_ in await entity_keys(services, raw_id(domain))
     )
     return [key for key, n in keys.items() if n > 1]
 
@@ -71,7 +72,7 @@ async def test_rebuild_rewrites_the_same_graph_twice_with_no_duplicate_entity(
         "error": None,
     }
     once = await store_counts(services, domain)
-    weights_once = await services.graph.relationship_weights(raw_id(domain))
+    weights_once = await relationship_weights(services, raw_id(domain))
     for unchanged in ("documents", "chunks", "vectors"):
         assert once[unchanged] == before[unchanged]
     assert 0 < once["entities"] <= before["entities"]
@@ -80,7 +81,7 @@ async def test_rebuild_rewrites_the_same_graph_twice_with_no_duplicate_entity(
     second = await rebuild(api, "rob", domain)
     assert second["status"] == "COMPLETED"
     assert await store_counts(services, domain) == once
-    assert await services.graph.relationship_weights(raw_id(domain)) == weights_once
+    assert await relationship_weights(services, raw_id(domain)) == weights_once
 
     # The rewritten journal still withdraws exactly what each document contributed.
     await api.data(DELETE, {"id": curie["id"]}, user="rob")

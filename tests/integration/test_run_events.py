@@ -24,6 +24,7 @@ from tests.support.documents import (
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.query_count import StatementCounter
+from tests.support.store_state import domain_row
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ async def test_a_finished_delete_domain_run_stays_readable_as_completed(
     run_id = deleted["deleteDomain"]["run"]["id"]
 
     async def gone() -> object:
-        return await services.postgres.get_domain(uuid.UUID(raw_id(domain)))
+        return await domain_row(services, uuid.UUID(raw_id(domain)))
 
     await eventually(gone, lambda row: row is None, within=120)
     run = (await api.data(RUN, {"id": run_id}, user="rhea"))["workflowRun"]

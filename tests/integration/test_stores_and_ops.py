@@ -24,6 +24,7 @@ from heysh.stores.vectors import VectorStore
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 from heysh.workflows.progress import RunOutput, RunStatus
 from tests.support.graphql import gateway
+from tests.support.store_state import domain_nodes, domain_row
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +48,9 @@ async def test_domain_activities_run_twice_leave_exactly_one_of_each(services: S
         await activities.create_vector_tenant(ref)
         await activities.set_domain_status(DomainStatusChange(str(domain_id), "ACTIVE"))
 
-    assert await services.graph.count_domain_nodes(str(domain_id)) == 1
+    assert await domain_nodes(services, str(domain_id)) == 1
     assert await services.vectors.tenant_exists(str(domain_id))
-    row = await services.postgres.get_domain(domain_id)
+    row = await domain_row(services, domain_id)
     assert row is not None
     assert row.status is DomainStatus.ACTIVE
     async with await psycopg.AsyncConnection.connect(
@@ -96,11 +97,11 @@ async def test_failed_creation_compensates_and_marks_the_domain_failed(
     assert output.status is RunStatus.FAILED
     assert output.progress.error is not None
     assert "vectors step failed" in output.progress.error
-    row = await services.postgres.get_domain(domain_id)
+    row = await domain_row(services, domain_id)
     assert row is not None
     assert row.status is DomainStatus.FAILED
     assert row.error == output.progress.error
-    assert await services.graph.count_domain_nodes(str(domain_id)) == 0
+    assert await domain_nodes(services, str(domain_id)) == 0
 
 
 @pytest.mark.parametrize("role", ["authenticated", "anon"])

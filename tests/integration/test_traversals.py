@@ -14,6 +14,7 @@ from heysh.services import Services
 from tests.support.documents import active_domain, add_document, add_member, raw_id, wait_document
 from tests.support.graphql import GraphQLClient
 from tests.support.query_count import StatementCounter
+from tests.support.store_state import entity_keys, relationship_weights
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +83,10 @@ async def chain(api: GraphQLClient, services: Services) -> Chain:
     assert document["status"] == "READY", document
 
     # What the extractor made of it, checked in the graph before any test relies on it.
-    keys = await services.graph.entity_keys(raw_id(domain))
+    keys = await entity_keys(services, raw_id(domain))
     assert sorted(name for _, name, _ in keys) == sorted(PEOPLE)
     ids = {PEOPLE[name]: str(GlobalID("Entity", key)) for key, name, _ in keys}
-    weights = sorted((await services.graph.relationship_weights(raw_id(domain))).values())
+    weights = sorted((await relationship_weights(services, raw_id(domain))).values())
     assert weights == [1, 1, 1, 1, 2], weights
     # The only relationship type the offline extractor writes is RELATED_TO: give the island a
     # second, typed edge (the way the pipeline writes edges) for the `types` filter.

@@ -10,6 +10,7 @@ from strawberry.relay import GlobalID
 from heysh.local.users import user_id_for
 from heysh.services import Services
 from tests.support.graphql import GraphQLClient, eventually
+from tests.support.store_state import tenant_vectors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
 
@@ -107,7 +108,7 @@ async def store_counts(services: Services, domain_gid: str) -> dict[str, int]:
         "mentions": graph.mentions,
         "relationships": graph.relationships,
         "weight": graph.total_weight,
-        "vectors": await services.vectors.count_tenant(domain_id),
+        "vectors": await tenant_vectors(services, domain_id),
     }
 
 
