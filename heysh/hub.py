@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -252,21 +252,31 @@ class RunHub:
             await self._recheck_domain(domain_feed)
 
     async def _recheck_domain(self, feed: _DomainFeed) -> None:
-        allowed: dict[UUID, bool] = {}  # one read per user, however many subscriptions they hold
-        for subscriber in list(feed.subscribers):
-            user = subscriber.user_id
-            if user not in allowed:
-                allowed[user] = bool(await self._postgres.roles(user, [feed.domain_id]))
-            if not allowed[user]:
-                subscriber.end(
-                    AccessRevokedError("the domain was deleted or you no longer have access")
-                )
+        async def allowed(user: UUID) -> bool:
+            return bool(await self._postgres.roles(user, [feed.domain_id]))
+
+        await _end_revoked(
+            feed.subscribers, allowed, "the domain was deleted or you no longer have access"
+        )
 
     async def _recheck_feed(self, feed: _Feed) -> None:
-        allowed: dict[UUID, bool] = {}  # one read per user, however many subscriptions they hold
-        for subscriber in list(feed.subscribers):
-            user = subscriber.user_id
-            if user not in allowed:
-                allowed[user] = bool(await self._postgres.visible_runs(user, [feed.run_id]))
-            if not allowed[user]:
-                subscriber.end(AccessRevokedError("you no longer have access to this run"))
+        async def allowed(user: UUID) -> bool:
+            return bool(await self._postgres.visible_runs(user, [feed.run_id]))
+
+        await _end_revoked(feed.subscribers, allowed, "you no longer have access to this run")
+
+
+async def _end_revoked(
+    subscribers: Iterable[_Subscriber],
+    allowed: Callable[[UUID], Awaitable[bool]],
+    message: str,
+) -> None:
+    """End the subscriptions of users who lost access: one read per user, however many
+    subscriptions they hold."""
+    verdicts: dict[UUID, bool] = {}
+    for subscriber in list(subscribers):
+        user = subscriber.user_id
+        if user not in verdicts:
+            verdicts[user] = await allowed(user)
+        if not verdicts[user]:
+            subscriber.end(AccessRevokedError(message))

@@ -20,6 +20,19 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+class _Response:
+    """The app's send, remembering whether the response has begun: after that, an error
+    response can no longer be sent."""
+
+    def __init__(self, send: Send) -> None:
+        self.started = False
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -44,7 +57,7 @@ class BodyLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
+        response = _Response(send)
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -55,15 +68,10 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, response)
         except _TooLarge:
-            if not started:
+            if not response.started:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
@@ -117,7 +125,7 @@ class UploadSlots:
         """A body of unknown length: take a slot when it turns out to be large."""
         received = 0
         holding = False
-        started = False
+        response = _Response(send)
         last: Message = {"more_body": False}
 
         async def counting_receive() -> Message:
@@ -132,15 +140,10 @@ class UploadSlots:
                     holding = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, response)
         except _NoSlot:
-            if not started:
+            if not response.started:
                 await self._refuse(receive, send, more_body=bool(last.get("more_body")))
         finally:
             if holding:

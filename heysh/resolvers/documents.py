@@ -139,14 +139,9 @@ async def reprocess_document(ctx: Context, document_id: UUID) -> Added | Refusal
     if isinstance(document, Refusal):
         return document
     run_id = workflow_id(str(document.domain_id), document.content_hash, run_suffix())
-    moved = await ctx.services.documents.transition(
-        document.id,
-        SETTLED,
-        DocumentStatus.PENDING,
-        NewRun(run_id, "PROCESS_DOCUMENT", ctx.user_id),
-    )
-    if moved is None:
-        return await _why_not_settled(ctx, document.id)
+    moved = await _claim(ctx, document.id, DocumentStatus.PENDING, run_id, "PROCESS_DOCUMENT")
+    if isinstance(moved, Refusal):
+        return moved
     document, run = moved
     await _start_processing(ctx, document, run_id)
     return Added(document, run, created=False)
@@ -176,14 +171,9 @@ async def delete_document(ctx: Context, document_id: UUID, dry_run: bool) -> Del
         )
         return Deletion(document, impact, None)
     run_id = f"delete-document-{document.id}-{run_suffix()}"
-    moved = await services.documents.transition(
-        document.id,
-        SETTLED,
-        DocumentStatus.DELETING,
-        NewRun(run_id, "DELETE_DOCUMENT", ctx.user_id),
-    )
-    if moved is None:
-        return await _why_not_settled(ctx, document.id)
+    moved = await _claim(ctx, document.id, DocumentStatus.DELETING, run_id, "DELETE_DOCUMENT")
+    if isinstance(moved, Refusal):
+        return moved
     document, run = moved
     await services.engine.start(
         DeleteDocumentWorkflow.run,
@@ -228,6 +218,16 @@ async def _editable_document(ctx: Context, document_id: UUID) -> DocumentRow | R
         return NOT_FOUND_DOCUMENT
     refusal = await require(ctx, document.domain_id, Permission.EDIT, NOT_FOUND_DOCUMENT)
     return refusal or document
+
+
+async def _claim(
+    ctx: Context, document_id: UUID, status: DocumentStatus, run_id: str, kind: str
+) -> tuple[DocumentRow, RunRow] | Refusal:
+    """Move a settled document to ``status`` under a new run, or say why it cannot move."""
+    moved = await ctx.services.documents.transition(
+        document_id, SETTLED, status, NewRun(run_id, kind, ctx.user_id)
+    )
+    return moved if moved is not None else await _why_not_settled(ctx, document_id)
 
 
 async def _why_not_settled(ctx: Context, document_id: UUID) -> Refusal:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 from temporalio.types import MethodAsyncSingleParam
@@ -17,12 +17,17 @@ from heysh.resolvers.pagination import Page, PageRequest, page_of
 from heysh.resolvers.runs import run_suffix
 from heysh.resolvers.text import LINE_BREAKS, refused_character
 from heysh.stores.documents import DocumentRow
-from heysh.stores.postgres import DomainRow, DomainStatus, NewRun, PageKey, RunRow
+from heysh.stores.postgres import (
+    DomainRow,
+    DomainStatus,
+    NewRun,
+    PageKey,
+    PostgresStore,
+    RunRow,
+)
 from heysh.workflows.create_domain import CreateDomainInput, CreateDomainWorkflow, workflow_id
 from heysh.workflows.delete_domain import DeleteDomainInput, DeleteDomainWorkflow
 from heysh.workflows.rebuild_graph import RebuildGraphInput, RebuildGraphWorkflow
-
-_Input = TypeVar("_Input")
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,22 @@ class OwnerOperation:
 
     kind: str  # the run's kind; its id is this in kebab case, the domain id and a suffix
     argument: str  # the argument that names the domain, for refusals
+    begin: Callable[[PostgresStore, UUID, NewRun], Awaitable[RunRow | None]]
+    workflow: MethodAsyncSingleParam[Any, Any, Any]
+    request: Callable[[str], object]  # the workflow's input, from the domain id
     busy: str  # why it cannot start while the domain is in another state
     status: DomainStatus  # the domain's status while the run holds it
     settled: DomainStatus  # where the domain goes back to when the run cannot be started
     not_started: str
 
 
+# The workflow stops the domain's other runs and waits for them before it purges anything.
 DELETION = OwnerOperation(
     "DELETE_DOMAIN",
     "id",
+    PostgresStore.begin_domain_deletion,
+    DeleteDomainWorkflow.run,
+    DeleteDomainInput,
     "the domain is already being deleted",
     DomainStatus.DELETING,
     DomainStatus.FAILED,
@@ -117,6 +129,9 @@ DELETION = OwnerOperation(
 REBUILD = OwnerOperation(
     "REBUILD_GRAPH",
     "domainId",
+    PostgresStore.begin_rebuild,
+    RebuildGraphWorkflow.run,
+    RebuildGraphInput,
     "the domain must be ACTIVE with no document being processed or deleted",
     DomainStatus.REBUILDING,
     DomainStatus.ACTIVE,
@@ -124,38 +139,8 @@ REBUILD = OwnerOperation(
 )
 
 
-async def delete_domain(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    # The workflow stops the domain's other runs and waits for them before it purges anything.
-    postgres = ctx.services.postgres
-    return await _start_owner_run(
-        ctx,
-        domain_id,
-        DELETION,
-        postgres.begin_domain_deletion,
-        DeleteDomainWorkflow.run,
-        DeleteDomainInput(str(domain_id)),
-    )
-
-
-async def rebuild_graph(ctx: Context, domain_id: UUID) -> RunRow | Refusal:
-    postgres = ctx.services.postgres
-    return await _start_owner_run(
-        ctx,
-        domain_id,
-        REBUILD,
-        postgres.begin_rebuild,
-        RebuildGraphWorkflow.run,
-        RebuildGraphInput(str(domain_id)),
-    )
-
-
-async def _start_owner_run(
-    ctx: Context,
-    domain_id: UUID,
-    operation: OwnerOperation,
-    begin: Callable[[UUID, NewRun], Awaitable[RunRow | None]],
-    workflow: MethodAsyncSingleParam[Any, _Input, Any],
-    request: _Input,
+async def start_owner_run(
+    ctx: Context, domain_id: UUID, operation: OwnerOperation
 ) -> RunRow | Refusal:
     refusal = await require(
         ctx,
@@ -165,17 +150,17 @@ async def _start_owner_run(
     )
     if refusal:
         return refusal
+    postgres = ctx.services.postgres
     prefix = operation.kind.lower().replace("_", "-")
-    run = await begin(
-        domain_id, NewRun(f"{prefix}-{domain_id}-{run_suffix()}", operation.kind, ctx.user_id)
-    )
+    new_run = NewRun(f"{prefix}-{domain_id}-{run_suffix()}", operation.kind, ctx.user_id)
+    run = await operation.begin(postgres, domain_id, new_run)
     if run is None:
         return Refusal("BUSY", operation.busy, operation.argument)
     await ctx.services.engine.start(
-        workflow,
-        request,
+        operation.workflow,
+        operation.request(str(domain_id)),
         run_id=run.id,
-        undo=lambda: ctx.services.postgres.set_domain_status(
+        undo=lambda: postgres.set_domain_status(
             domain_id, operation.settled, operation.not_started, expected=[operation.status]
         ),
     )

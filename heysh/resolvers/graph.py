@@ -8,10 +8,12 @@ matches it on every row it reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
 from heysh.context import Context
 from heysh.errors import InvalidInputError
+from heysh.loaders import NoFilters, PagedLoader
 from heysh.resolvers.pagination import Page, PageRequest, page_of
 from heysh.stores.documents import DocumentRow
 from heysh.stores.graph_values import (
@@ -26,6 +28,9 @@ from heysh.stores.graph_values import (
 )
 from heysh.stores.postgres import PageKey
 from heysh.stores.provenance import RelationKey
+
+_Row = TypeVar("_Row")
+_Key = TypeVar("_Key", bound=Any)
 
 MAX_FILTER_LENGTH = 200
 MAX_RELATIONSHIP_TYPES = 20
@@ -46,39 +51,15 @@ async def domain_entities(
     return page_of(request, rows)
 
 
-async def document_entities(
-    ctx: Context, document_id: str, domain_id: str, request: PageRequest[NameKey]
-) -> Page[EntityNode]:
-    slice_ = PageSlice(document_id, domain_id, request.after)
-    return page_of(request, await ctx.loaders.document_entities.load((slice_, request.fetch, ())))
-
-
-async def chunk_entities(
-    ctx: Context, chunk_id: str, domain_id: str, request: PageRequest[NameKey]
-) -> Page[EntityNode]:
-    slice_ = PageSlice(chunk_id, domain_id, request.after)
-    return page_of(request, await ctx.loaders.chunk_entities.load((slice_, request.fetch, ())))
-
-
-async def entity_neighbors(
-    ctx: Context, entity_id: str, domain_id: str, request: PageRequest[NameKey]
-) -> Page[EntityNode]:
-    slice_ = PageSlice(entity_id, domain_id, request.after)
-    return page_of(request, await ctx.loaders.entity_neighbors.load((slice_, request.fetch, ())))
-
-
-async def document_chunks(
-    ctx: Context, document_id: str, domain_id: str, request: PageRequest[ChunkKey]
-) -> Page[ChunkNode]:
-    slice_ = PageSlice(document_id, domain_id, request.after)
-    return page_of(request, await ctx.loaders.document_chunks.load((slice_, request.fetch, ())))
-
-
-async def entity_mentions(
-    ctx: Context, entity_id: str, domain_id: str, request: PageRequest[ChunkKey]
-) -> Page[ChunkNode]:
-    slice_ = PageSlice(entity_id, domain_id, request.after)
-    return page_of(request, await ctx.loaders.entity_mentions.load((slice_, request.fetch, ())))
+async def children(
+    loader: PagedLoader[PageSlice, NoFilters, _Row],
+    parent_id: str,
+    domain_id: str,
+    request: PageRequest[_Key],
+) -> Page[_Row]:
+    """A page of one parent's children through the relation's loader (no filters)."""
+    slice_ = PageSlice(parent_id, domain_id, request.after)
+    return page_of(request, await loader.load((slice_, request.fetch, ())))
 
 
 async def entity_relationships(

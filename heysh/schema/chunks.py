@@ -59,7 +59,9 @@ class Chunk(relay.Node):
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Entity]:
         request = page_args(info, "chunkEntities", first, after, NameKey)
-        page = await read.chunk_entities(info.context, self.id, self.domain_id, request)
+        page = await read.children(
+            info.context.loaders.chunk_entities, self.id, self.domain_id, request
+        )
         return Connection.of("chunkEntities", page, Entity.from_node, entity_key)
 
     @classmethod

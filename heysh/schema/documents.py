@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ from heysh.schema.common import (
 from heysh.schema.connections import DEFAULT_PAGE_SIZE, Connection, page_args
 from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun, load_run
+from heysh.stores import withdrawal
 from heysh.stores.documents import DocumentRow
 from heysh.stores.documents import DocumentStatus as StoreDocumentStatus
 from heysh.stores.graph_values import ChunkKey, NameKey
@@ -93,7 +95,9 @@ class Document(relay.Node):
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Chunk]:
         request = page_args(info, "chunks", first, after, ChunkKey)
-        page = await read.document_chunks(info.context, self.id, str(self.domain_id), request)
+        page = await read.children(
+            info.context.loaders.document_chunks, self.id, str(self.domain_id), request
+        )
         return Connection.of("chunks", page, Chunk.from_node, chunk_key)
 
     @strawberry.field(description="Entities its chunks mention, by name.")
@@ -101,7 +105,9 @@ class Document(relay.Node):
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Entity]:
         request = page_args(info, "documentEntities", first, after, NameKey)
-        page = await read.document_entities(info.context, self.id, str(self.domain_id), request)
+        page = await read.children(
+            info.context.loaders.document_entities, self.id, str(self.domain_id), request
+        )
         return Connection.of("documentEntities", page, Entity.from_node, entity_key)
 
     @classmethod
@@ -115,12 +121,7 @@ class Document(relay.Node):
 
 
 @strawberry.type(description="What deleting a document removes or changes.")
-class DeleteImpact:
-    chunks: int
-    vectors: int
-    entities_deleted: int
-    relationships_deleted: int
-    relationships_weakened: int
+class DeleteImpact(withdrawal.DeleteImpact):
     entity_names: list[str] = strawberry.field(
         description="Names of entities that would be deleted (first 100)."
     )
@@ -245,16 +246,7 @@ class DocumentMutations:
         return DeleteDocumentSuccess(
             document=Document.from_row(result.document),
             dry_run=dry_run,
-            impact=DeleteImpact(
-                chunks=impact.chunks,
-                vectors=impact.vectors,
-                entities_deleted=impact.entities_deleted,
-                relationships_deleted=impact.relationships_deleted,
-                relationships_weakened=impact.relationships_weakened,
-                entity_names=impact.entity_names,
-            )
-            if impact
-            else None,
+            impact=DeleteImpact(**dataclasses.asdict(impact)) if impact else None,
             run=WorkflowRun.queued(result.run) if result.run else None,
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +11,7 @@ from uuid import UUID
 import strawberry
 from strawberry import relay
 
-from heysh.context import Context, Info
+from heysh.context import Info
 from heysh.errors import NotFoundError
 from heysh.resolvers import domains as resolve
 from heysh.resolvers import graph as read
@@ -37,7 +37,7 @@ from heysh.schema.entities import Entity, entity_key
 from heysh.schema.runs import WorkflowRun
 from heysh.stores.domain_events import DomainEventRow
 from heysh.stores.graph_values import NameKey
-from heysh.stores.postgres import DomainRow, PageKey, RunRow
+from heysh.stores.postgres import DomainRow, PageKey
 from heysh.stores.postgres import DomainStatus as StoreDomainStatus
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ RebuildGraphPayload = Annotated[
 class DomainOwnerMutations:
     @strawberry.mutation(description="Delete a domain and everything in it (owners only).")
     async def delete_domain(self, info: Info, id: strawberry.ID) -> DeleteDomainPayload:
-        run = await _owner_run(info, id, resolve.DELETION, resolve.delete_domain)
+        run = await _owner_run(info, id, resolve.DELETION)
         if isinstance(run, Refusal):
             return user_error(run)
         return DeleteDomainSuccess(domain_id=id, run=run)
@@ -241,7 +241,7 @@ class DomainOwnerMutations:
         "graph (owners only); the domain is REBUILDING until the run ends."
     )
     async def rebuild_graph(self, info: Info, domain_id: strawberry.ID) -> RebuildGraphPayload:
-        run = await _owner_run(info, domain_id, resolve.REBUILD, resolve.rebuild_graph)
+        run = await _owner_run(info, domain_id, resolve.REBUILD)
         if isinstance(run, Refusal):
             return user_error(run)
         return RebuildGraphSuccess(domain_id=domain_id, run=run)
@@ -251,12 +251,11 @@ async def _owner_run(
     info: Info,
     domain_id: strawberry.ID,
     operation: resolve.OwnerOperation,
-    start: Callable[[Context, UUID], Awaitable[RunRow | Refusal]],
 ) -> WorkflowRun | Refusal:
     parsed = parse_global_uuid(domain_id, "Domain")
     if parsed is None:
         return Refusal("NOT_FOUND", "domain not found", operation.argument)
-    result = await start(info.context, parsed)
+    result = await resolve.start_owner_run(info.context, parsed, operation)
     return result if isinstance(result, Refusal) else WorkflowRun.queued(result)
 
 

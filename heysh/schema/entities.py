@@ -70,7 +70,9 @@ class Entity(relay.Node):
         from heysh.schema.chunks import Chunk, chunk_key
 
         request = page_args(info, "mentions", first, after, ChunkKey)
-        page = await read.entity_mentions(info.context, self.id, self.domain_id, request)
+        page = await read.children(
+            info.context.loaders.entity_mentions, self.id, self.domain_id, request
+        )
         return Connection.of("mentions", page, Chunk.from_node, chunk_key)
 
     @strawberry.field(description="Its relationships, heaviest first.")
@@ -95,7 +97,9 @@ class Entity(relay.Node):
         self, info: Info, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[Entity]:
         request = page_args(info, "neighbors", first, after, NameKey)
-        page = await read.entity_neighbors(info.context, self.id, self.domain_id, request)
+        page = await read.children(
+            info.context.loaders.entity_neighbors, self.id, self.domain_id, request
+        )
         return Connection.of("neighbors", page, Entity.from_node, entity_key)
 
     @strawberry.field(description="Documents that mention it, newest first.")
