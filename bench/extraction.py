@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from heysh.pipeline.chunking import TiktokenCounter, chunk_text  # noqa: E402
+from heysh.pipeline.chunking import TiktokenCounter  # noqa: E402
 from heysh.pipeline.extraction import (  # noqa: E402
     ENTITY_TYPES,
     ChunkInput,
@@ -51,6 +51,7 @@ from heysh.pipeline.extraction import (  # noqa: E402
     LlmExtractor,
 )
 from heysh.pipeline.factory import openai_encoding  # noqa: E402
+from tests.support.chunks import chunk_text  # noqa: E402
 from tests.support.openai_server import (  # noqa: E402
     OpenAIServer,
     Reply,

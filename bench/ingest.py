@@ -176,7 +176,7 @@ async def pipeline_ratio(services: Services, copies: int) -> None:
 
 
 async def embedding_throughput(settings: Settings, copies: int) -> None:
-    from heysh.pipeline.chunking import chunk_text
+    from tests.support.chunks import chunk_text
 
     counter = build_counter(settings)
     chunks = chunk_text(

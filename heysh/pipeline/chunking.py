@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +24,8 @@ from tokenizers import Tokenizer
 if TYPE_CHECKING:  # the api imports this module too; only the worker needs tiktoken loaded
     import tiktoken
 
-_P = ParamSpec("_P")
 _CHUNK_NAMESPACE = uuid.UUID("7fb1b6da-e42b-404d-ae93-4a7c7b288791")
-_SECTION_CHARS = 400_000  # characters chunk_text asks the counter to tokenize at a time
+_SECTION_CHARS = 400_000  # characters iter_chunks asks the counter to tokenize at a time
 _SLICE_CHARS = 100_000  # characters a counter encodes as one sequence
 _SLICES_PER_BATCH = 4  # slices encoded together (in parallel): one section
 _CHARS_PER_TOKEN_CAP = 20  # default character cap per chunk, per allowed token
@@ -120,17 +119,6 @@ def iter_chunks(
         step_back = min(overlap_tokens, (end - i) // 2)
         i = _word_start(starts, ends, end - step_back, end)
         i = units.compact(i)
-
-
-def _all_at_once(chunks: Callable[_P, Iterator[TextChunk]]) -> Callable[_P, list[TextChunk]]:
-    def all_at_once(*args: _P.args, **kwargs: _P.kwargs) -> list[TextChunk]:
-        return list(chunks(*args, **kwargs))
-
-    return all_at_once
-
-
-# All of iter_chunks at once: the same parameters and defaults, typed as such.
-chunk_text = _all_at_once(iter_chunks)
 
 
 class _Units:

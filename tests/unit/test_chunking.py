@@ -11,7 +11,8 @@ import pytest
 
 from heysh.local.install import ensure_minilm
 from heysh.pipeline import chunking
-from heysh.pipeline.chunking import TextChunk, WordPieceCounter, chunk_id, chunk_text
+from heysh.pipeline.chunking import TextChunk, WordPieceCounter, chunk_id
+from tests.support.chunks import chunk_text
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 

