@@ -42,13 +42,11 @@ sys.path.insert(0, str(ROOT))
 import openai  # noqa: E402
 
 from heysh.pipeline.chunking import TiktokenCounter  # noqa: E402
-from heysh.pipeline.extraction import (  # noqa: E402
+from heysh.pipeline.extraction import Extractor, HeuristicExtractor, LlmExtractor  # noqa: E402
+from heysh.pipeline.extraction.base import (  # noqa: E402
     ENTITY_TYPES,
     ChunkInput,
     ExtractionError,
-    Extractor,
-    HeuristicExtractor,
-    LlmExtractor,
 )
 from heysh.pipeline.factory import openai_encoding  # noqa: E402
 from tests.support.chunks import chunk_text  # noqa: E402

@@ -15,7 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 from heysh.pipeline.chunking import TokenCounter, chunk_id, iter_chunks
 from heysh.pipeline.embedding import Embedder, EmbeddingError
-from heysh.pipeline.extraction import ChunkExtraction, ChunkInput, ExtractionError, Extractor
+from heysh.pipeline.extraction import Extractor
+from heysh.pipeline.extraction.base import ChunkExtraction, ChunkInput, ExtractionError
 from heysh.pipeline.resolution import ResolvedEntity, ResolvedRelation, Resolver
 from heysh.stores.chunks import ChunkStore, NewChunk
 from heysh.stores.documents import DocumentStatus, DocumentStore

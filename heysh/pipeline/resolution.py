@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from heysh.pipeline.extraction import DEFAULT_RELATION_TYPE, ENTITY_TYPES, ChunkExtraction
+from heysh.pipeline.extraction.base import DEFAULT_RELATION_TYPE, ENTITY_TYPES, ChunkExtraction
 
 __all__ = [
     "Merges",

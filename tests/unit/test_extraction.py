@@ -12,17 +12,14 @@ import openai
 import pytest
 
 from heysh.errors import HeyshError
-from heysh.pipeline.extraction import (
+from heysh.pipeline.extraction import ExtractionReply, Extractor, HeuristicExtractor, LlmExtractor
+from heysh.pipeline.extraction.base import (
     ENTITY_TYPES,
     ChunkExtraction,
     ChunkInput,
     ExtractedEntity,
     ExtractedRelation,
     ExtractionError,
-    ExtractionReply,
-    Extractor,
-    HeuristicExtractor,
-    LlmExtractor,
 )
 from tests.support.openai_server import (
     OpenAIServer,

@@ -15,7 +15,8 @@ from bench.extraction import (
     openai_encoding,
     parse_labelled,
 )
-from heysh.pipeline.extraction import ENTITY_TYPES, HeuristicExtractor
+from heysh.pipeline.extraction import HeuristicExtractor
+from heysh.pipeline.extraction.base import ENTITY_TYPES
 
 
 @pytest.fixture(scope="module")

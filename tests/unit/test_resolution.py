@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from heysh.pipeline.extraction import (
+from heysh.pipeline.extraction import HeuristicExtractor
+from heysh.pipeline.extraction.base import (
     ChunkExtraction,
     ChunkInput,
     ExtractedEntity,
     ExtractedRelation,
-    HeuristicExtractor,
 )
 from heysh.pipeline.resolution import (
     ResolvedEntity,

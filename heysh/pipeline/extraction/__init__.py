@@ -1,7 +1,9 @@
 """Entity and relation extraction from chunks of text.
 
 Two extractors share one small protocol (:class:`Extractor`, in :mod:`.base`): one result per
-input chunk, in input order.
+input chunk, in input order. The values they exchange (:class:`ChunkInput`,
+:class:`ChunkExtraction` and its entities and relations, :data:`ENTITY_TYPES`) are imported from
+:mod:`.base`; this package exports the extractors.
 
 * :class:`HeuristicExtractor` (:mod:`.heuristic`) is offline and deterministic (the default).
   Regexes find runs of capitalised words, acronyms and initials in linear time; word knowledge
@@ -26,16 +28,7 @@ Entity types are deliberately few (see :data:`ENTITY_TYPES`):
     languages, protocols and formats, and the fallback when nothing points to another type.
 """
 
-from heysh.pipeline.extraction.base import (
-    DEFAULT_RELATION_TYPE,
-    ENTITY_TYPES,
-    ChunkExtraction,
-    ChunkInput,
-    ExtractedEntity,
-    ExtractedRelation,
-    ExtractionError,
-    Extractor,
-)
+from heysh.pipeline.extraction.base import Extractor
 from heysh.pipeline.extraction.heuristic import RELATION_WINDOW, HeuristicExtractor
 from heysh.pipeline.extraction.llm import (
     EXTRACTION_SCHEMA,
@@ -45,15 +38,8 @@ from heysh.pipeline.extraction.llm import (
 )
 
 __all__ = [
-    "DEFAULT_RELATION_TYPE",
-    "ENTITY_TYPES",
     "EXTRACTION_SCHEMA",
     "RELATION_WINDOW",
-    "ChunkExtraction",
-    "ChunkInput",
-    "ExtractedEntity",
-    "ExtractedRelation",
-    "ExtractionError",
     "ExtractionReply",
     "Extractor",
     "HeuristicExtractor",
