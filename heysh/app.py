@@ -30,6 +30,8 @@ from heysh.limits import BodyLimit, UploadSlots
 from heysh.schema import build_schema
 from heysh.services import Services, open_services
 from heysh.stores.notifications import PostgresListener
+from heysh.telemetry.logs import request_id_middleware
+from heysh.telemetry.metrics import ApiMetrics, api_metrics, metrics_middleware, metrics_routes
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,15 @@ log = logging.getLogger(__name__)
 class HeyshGraphQL(GraphQLOverHTTP[Context, None]):
     """The GraphQL over HTTP view (heysh/http.py) with heysh's request context and token check."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: ApiMetrics | None = None) -> None:
         super().__init__(
-            build_schema(settings),
+            build_schema(settings, metrics),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             multipart_uploads_enabled=True,
         )
         self.max_subscriptions_per_connection = settings.max_subscriptions_per_connection
+        self.on_refusal = metrics.count_code if metrics is not None else None
         self.services: Services | None = None
         self.hub: RunHub | None = None
         self.verifier: TokenVerifier | None = None
@@ -106,7 +109,8 @@ _expiries: set[asyncio.Task[None]] = set()  # strong references until each close
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    graphql = HeyshGraphQL(settings)
+    metrics = api_metrics(settings)  # None where metrics are off: nothing measured or served
+    graphql = HeyshGraphQL(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,6 +128,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             listener.start()
             graphql.services, graphql.verifier, graphql.hub = services, verifier, hub
             app.state.services, app.state.hub = services, hub
+            if metrics is not None:
+                metrics.watch(hub, services.engine)
             try:
                 yield
             finally:
@@ -150,6 +156,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     body_limit = 2 * settings.max_document_bytes + 1024 * 1024
     return Starlette(
         middleware=[
+            *metrics_middleware(metrics),  # outermost: times every request, refusals too
+            *request_id_middleware(),  # the X-Request-ID every log line of a request carries
             Middleware(BodyLimit, limit=body_limit),
             Middleware(
                 UploadSlots,
@@ -161,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *metrics_routes(metrics),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             # GraphiQL's files exist as routes only where GraphiQL is on: elsewhere they are 404.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -95,12 +94,9 @@ def _run(args: argparse.Namespace) -> int:
         )
 
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Client libraries log every request at INFO; keep our logs about our own work.
-    for noisy in ("httpx", "httpcore", "neo4j"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from heysh.telemetry.logs import configure_logging
+
+    configure_logging(settings, args.command)  # JSON lines in production; every logger
     if args.command == "migrate":
         from heysh.stores.migrations import apply_migrations
 
@@ -115,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         except BackendUnreachableError as exc:
             print(f"heysh {args.command}: {exc}", file=sys.stderr)
             return 1
+        from heysh.telemetry.tracing import setup_tracing
+
+        setup_tracing(f"heysh-{args.command}")  # only when the OTEL_* variables ask for export
     if args.command == "api":
         import uvicorn
 
@@ -124,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
             create_app(settings),
             host=settings.api_host,
             port=settings.api_port,
-            log_level=settings.log_level.lower(),
+            log_config=None,  # its loggers go through ours (configure_logging), levels too
             ws="websockets-sansio",
             # Events are small JSON: compressing each per subscriber costs CPU on every fan-out
             # and a zlib context per connection, for little saved.

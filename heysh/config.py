@@ -7,13 +7,14 @@ tests select dev or test explicitly, with a JWT secret of their own (none is com
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from heysh.errors import HeyshError
@@ -24,6 +25,9 @@ MINILM_VERSION = "1.19.0-beta29"
 # The dev JWT secret heysh once committed (and defaulted to). Anyone can sign tokens with it, so
 # no environment accepts it any more, in case a deployment's config still carries it.
 RETIRED_DEV_JWT_SECRET = "heysh-dev-only-jwt-secret-never-use-in-production"  # noqa: S105
+
+# A metrics token guards only operational figures, but is still a bearer secret.
+MIN_METRICS_TOKEN_LENGTH = 16
 
 _PLACEHOLDER = re.compile(
     r"^(|changeme|change-me|placeholder|secret|password|todo|xxx+|\.\.\.|<.*>"
@@ -53,6 +57,8 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.PRODUCTION  # the safe default: dev and test are chosen
     log_level: str = "INFO"
+    # Logs (heysh/telemetry/logs.py): JSON lines, or readable text; None: JSON in production.
+    log_format: Literal["json", "text"] | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -138,9 +144,22 @@ class Settings(BaseSettings):
     subscriber_queue_limit: int = Field(default=256, ge=1)
     max_domain_description_length: int = Field(default=2000, ge=0)
 
+    # Metrics (Prometheus; heysh/telemetry/). The api serves /metrics on its own port, open in
+    # dev and test. In production it collects and serves metrics only with a token set, and
+    # then only to `Authorization: Bearer <token>` (a set token is required in every env).
+    metrics_token: SecretStr | None = None
+    # The worker's endpoint, IP:port (temporalio's exporter, pipeline metrics included); unset:
+    # none. It has no authentication: bind it to loopback or a private network.
+    worker_metrics_address: str | None = None
+
     @property
     def is_local(self) -> bool:
         return self.env in (Environment.DEV, Environment.TEST)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether the api measures requests and serves /metrics."""
+        return self.is_local or self.metrics_token is not None
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -157,6 +176,23 @@ class Settings(BaseSettings):
     @property
     def jwt_issuer(self) -> str:
         return self.supabase_url.rstrip("/") + "/auth/v1"
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _socket_address(cls, address: str | None) -> str | None:
+        # The exporter binds a socket address: a host name would fail only as the worker starts.
+        if address is None:
+            return None
+        host, _, port = address.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")  # IPv6 as in [::1]:9464
+        try:
+            ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+            valid = (ip.version == 6) == bracketed and 0 < int(port) < 65536
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("HEYSH_WORKER_METRICS_ADDRESS must be IP:port, e.g. 127.0.0.1:9464")
+        return address
 
     @model_validator(mode="after")
     def _chunk_overlap_fits(self) -> Self:
@@ -187,6 +223,13 @@ class Settings(BaseSettings):
         need_secret("neo4j_password", self.neo4j_password)
         need_secret("weaviate_api_key", self.weaviate_api_key)
         need_secret("temporal_api_key", self.temporal_api_key)
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value()
+            if is_placeholder(token) or len(token) < MIN_METRICS_TOKEN_LENGTH:
+                problems.append(
+                    f"HEYSH_METRICS_TOKEN is a placeholder or shorter than "
+                    f"{MIN_METRICS_TOKEN_LENGTH} characters (unset it to serve no metrics)"
+                )
         if self.embedder == "openai" or self.extractor == "llm":
             need_secret("openai_api_key", self.openai_api_key)
         if self.supabase_jwks_url is None:

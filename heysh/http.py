@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -143,6 +143,9 @@ def error_response(request: Request, exc: HTTPException) -> Response:
 class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
     """Strawberry's ASGI view, answering as the GraphQL over HTTP spec describes."""
 
+    # Called with the code of each request refused before GraphQL ran (the api's metrics).
+    on_refusal: Callable[[str], object] | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -153,6 +156,8 @@ class GraphQLOverHTTP(GraphQL[ContextT, RootValueT]):
                 response = await self.run(request)
             except HTTPException as exc:
                 response = error_response(request, exc)
+                if self.on_refusal is not None:
+                    self.on_refusal(_HTTP_ERROR_CODES.get(response.status_code, "BAD_REQUEST"))
             await response(scope, receive, send)
         finally:
             await request.close()  # the temporary files a multipart upload was spooled into

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client as TemporalClient
+from temporalio.runtime import Runtime
 
 from heysh.config import Settings
 from heysh.errors import HeyshError
@@ -30,6 +31,7 @@ from heysh.stores.postgres import PostgresStore, create_pool
 from heysh.stores.provenance import ProvenanceStore
 from heysh.stores.runs import RunStore
 from heysh.stores.vectors import VectorStore, create_client
+from heysh.telemetry.tracing import temporal_interceptors
 
 if TYPE_CHECKING:
     from heysh.pipeline.embedding import Embedder
@@ -99,7 +101,10 @@ class Services:
         )
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> TemporalClient:
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> TemporalClient:
+    """``runtime``: the worker's, when it exports metrics (heysh.telemetry.worker_metrics)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await TemporalClient.connect(
         settings.temporal_address,
@@ -107,12 +112,18 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Tempora
         api_key=api_key,
         tls=settings.temporal_tls_enabled,
         lazy=lazy,
+        runtime=runtime,
+        # Tracing (when on): workers built on this client inherit it.
+        interceptors=temporal_interceptors(),
     )
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncIterator[Services]:
-    """Create every client; ``lazy`` lets the api start while a backend is still down."""
+async def open_services(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> AsyncIterator[Services]:
+    """Create every client; ``lazy`` lets the api start while a backend is still down;
+    ``runtime`` is the Temporal client's (the default one when None)."""
     pool = create_pool(settings.database_url.get_secret_value(), settings.database_pool_size)
     await pool.open(wait=not lazy)
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
@@ -135,7 +146,7 @@ async def open_services(settings: Settings, *, lazy: bool = False) -> AsyncItera
                 driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
             ),
             vectors=VectorStore(weaviate_client, settings.weaviate_collection),
-            temporal=await connect_temporal(settings, lazy=lazy),
+            temporal=await connect_temporal(settings, lazy=lazy, runtime=runtime),
         )
         if not lazy:
             await services.vectors.ping()

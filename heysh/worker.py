@@ -17,6 +17,7 @@ from heysh.pipeline.embedding import Embedder
 from heysh.pipeline.extraction import Extractor
 from heysh.pipeline.factory import build_counter, build_embedder, build_extractor
 from heysh.services import Services, open_services
+from heysh.telemetry.worker_metrics import activity_metrics_interceptors, worker_runtime
 from heysh.workflows.create_domain import CreateDomainWorkflow
 from heysh.workflows.delete_document import DeleteDocumentWorkflow
 from heysh.workflows.delete_domain import DeleteDomainWorkflow
@@ -72,7 +73,8 @@ def build_worker(
             *RunActivities(services.runs).all(),
         ],
         max_concurrent_activities=services.settings.extract_concurrency * 2,
-        interceptors=[StoreOutageInterceptor()],
+        # First is outermost: the stage timer (when metrics are on) times the whole attempt.
+        interceptors=[*activity_metrics_interceptors(services.settings), StoreOutageInterceptor()],
     )
 
 
@@ -88,7 +90,10 @@ async def prepare_stores(services: Services, embedder: Embedder | None = None) -
 
 
 async def main(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    async with open_services(settings) as services:
+    # The runtime (when HEYSH_WORKER_METRICS_ADDRESS is set) serves the worker's metrics.
+    async with open_services(settings, runtime=worker_runtime(settings)) as services:
+        if settings.worker_metrics_address is not None:
+            log.info("worker metrics at http://%s/metrics", settings.worker_metrics_address)
         embedder = build_embedder(settings)
         # A ConfigError (an embedder other than the collection's) stops start-up in one line.
         await prepare_stores(services, embedder)

@@ -24,6 +24,7 @@ from heysh.stores.graph import GraphStore
 from heysh.stores.journal import EntityRow, JournalStore, RelationRow
 from heysh.stores.vectors import ChunkVector, VectorsRejectedError, VectorStore
 from heysh.stores.withdrawal import DeleteImpact, document_impact, relation_params
+from heysh.telemetry.worker_metrics import count_embedded, count_graph_writes
 
 GRAPH_BATCH = 500
 # Rows per UNWIND write: bench/ingest.py measured 7.9k entity rows/s at 500, 11.2k at 5,000.
@@ -170,6 +171,7 @@ class DocumentActivities:
             UUID(batch.document_id),
             [(row.chunk_index, vector) for row, vector in zip(rows, vectors, strict=True)],
         )
+        count_embedded(len(rows), sum(row.token_count for row in rows))
         return BatchOutcome(processed=len(rows))
 
     @activity.defn(name="index_chunks")
@@ -389,12 +391,14 @@ async def write_contributions(
     into the graph, a page at a time with a heartbeat after each."""
     async for entities in journal.entity_pages(document_id, GRAPH_WRITE_BATCH):
         await graph.merge_entities(str(domain_id), [_entity_params(e) for e in entities])
+        count_graph_writes(entities=len(entities))
         activity.heartbeat("entities")
     async for relations in journal.relation_pages(document_id, GRAPH_WRITE_BATCH):
         async with journal.relation_weights(
             domain_id, document_id, relations, withdrawing=False
         ) as weights:
             await graph.merge_relations([relation_params(w) for w in weights])
+        count_graph_writes(relations=len(relations))
         activity.heartbeat("relations")
 
 

@@ -2,7 +2,9 @@
 
 Driver errors name hosts, ports and server internals, and can be large; recorded in workflow
 history they would reach `Document.error`. The interceptor logs the driver's error and raises
-what `heysh.stores.outages` says instead, without the cause chain.
+what `heysh.stores.outages` says instead, without the cause chain. Other driver errors whose
+messages can quote values (`heysh.telemetry.logs.describe`) are raised by their codes, also
+without the chain, so neither history nor the worker's log holds what they quoted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from temporalio.worker import (
 )
 
 from heysh.stores.outages import store_outage
+from heysh.telemetry.logs import describe, safe_message, withholds_detail
 
 STORE_UNAVAILABLE = "StoreUnavailable"
 
@@ -35,7 +38,12 @@ class _ReportOutages(ActivityInboundInterceptor):
             raise
         except Exception as exc:
             outage = store_outage(exc)
-            if outage is None:
+            if outage is not None:
+                activity.logger.warning("%s: %s", outage, describe(exc))
+                raise ApplicationError(str(outage), type=STORE_UNAVAILABLE) from None
+            if not withholds_detail(exc):
                 raise
-            activity.logger.warning("%s: %r", outage, exc)
-            raise ApplicationError(str(outage), type=STORE_UNAVAILABLE) from None
+            # Any other driver error, by its code: its message can quote what the activity sent
+            # (a DETAIL line with a row's values, a Neo4j property). Its frames stay, for the log.
+            failure = ApplicationError(safe_message(exc), type=type(exc).__name__)
+            raise failure.with_traceback(exc.__traceback__) from None

@@ -28,6 +28,8 @@ from heysh.local.stack import LocalStack
 from heysh.stores.migrations import apply_migrations
 
 CHILD_STOP_SECONDS = 15.0
+# Where the dev worker serves its metrics unless HEYSH_WORKER_METRICS_ADDRESS says otherwise.
+DEV_WORKER_METRICS_ADDRESS = "127.0.0.1:9464"
 
 
 class DevStartError(RuntimeError):
@@ -53,6 +55,7 @@ def run_dev(root: Path | None = None) -> int:
     secret = ensure_jwt_secret(root)
     settings = Settings(env=Environment.DEV, supabase_jwt_secret=secret)
     stack = LocalStack.for_dev(root)
+    worker_metrics = settings.worker_metrics_address or DEV_WORKER_METRICS_ADDRESS
     children: list[subprocess.Popen[bytes]] = []
     try:
         print(f"heysh dev: starting services under {root} …", flush=True)
@@ -62,6 +65,7 @@ def run_dev(root: Path | None = None) -> int:
             **stack.settings_env(),
             "HEYSH_ENV": Environment.DEV.value,
             "HEYSH_SUPABASE_JWT_SECRET": secret,
+            "HEYSH_WORKER_METRICS_ADDRESS": worker_metrics,
         }
         applied = apply_migrations(env["HEYSH_DATABASE_URL"])
         print(f"heysh dev: migrations applied: {len(applied)}", flush=True)
@@ -84,6 +88,9 @@ def run_dev(root: Path | None = None) -> int:
         print(
             f"\nheysh dev: ready in {elapsed:.1f}s\n"
             f"  GraphiQL   {url}/graphql\n"
+            f"  metrics    {url}/metrics (api"
+            f"{', with HEYSH_METRICS_TOKEN' if settings.metrics_token else ''})\n"
+            f"             http://{worker_metrics}/metrics (worker)\n"
             f"  token      {token_command(root)}\n"
             '             (send it as the header {"Authorization": "Bearer <token>"})\n'
             "  Ctrl-C stops everything.\n",

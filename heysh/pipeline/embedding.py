@@ -15,6 +15,7 @@ import openai
 from tokenizers import Encoding, Tokenizer
 
 from heysh.errors import HeyshError
+from heysh.telemetry.tracing import store_span
 
 
 class EmbeddingError(HeyshError):
@@ -178,11 +179,12 @@ class OpenAIEmbedder:
     async def _request(self, batch: list[str]) -> list[list[float]]:
         what = f"{self.name} embeddings for {len(batch)} text{'' if len(batch) == 1 else 's'}"
         try:
-            response = await self._client.embeddings.create(
-                model=self.name,
-                input=batch,
-                dimensions=self.dimensions if _takes_dimensions(self.name) else openai.omit,
-            )
+            with store_span("openai", "embeddings", {"gen_ai.request.model": self.name}):
+                response = await self._client.embeddings.create(
+                    model=self.name,
+                    input=batch,
+                    dimensions=self.dimensions if _takes_dimensions(self.name) else openai.omit,
+                )
         except openai.OpenAIError as exc:  # status errors read "Error code: 503 - {message}"
             raise EmbeddingError(f"{what} failed: {exc}") from exc
         except ValueError as exc:  # the SDK's own check, e.g. "No embedding data received"

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
@@ -17,6 +18,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.relay import GlobalIDValueError
+from strawberry.types import ExecutionContext
 
 from heysh.config import Environment, Settings
 from heysh.context import Info
@@ -38,6 +40,8 @@ from heysh.schema.relationships import Relationship
 from heysh.schema.runs import RunMutations, RunQueries, RunSubscriptions, WorkflowRun
 from heysh.schema.search import SearchQueries
 from heysh.schema.traversals import TraversalQueries
+from heysh.telemetry.metrics import ApiMetrics, operation_metrics
+from heysh.telemetry.tracing import graphql_tracing
 
 NODE_TYPES: dict[
     str,
@@ -104,26 +108,45 @@ class Subscription(RunSubscriptions, DomainSubscriptions):
 class HeyshSchema(strawberry.Schema):
     """Streams code their errors too: ErrorCodes sees only an operation's first result."""
 
+    # Given each streamed result's coded errors (the api's metrics count them), when set.
+    count_streamed_errors: Callable[[list[GraphQLError]], None] | None = None
+
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         results = await super().stream(*args, **kwargs)
         if not hasattr(results, "__aiter__"):
             return results
-        return _coded(results)
+        return _coded(results, self.count_streamed_errors)
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Strawberry logs each error with the query and its text, which can quote the caller's
+        variables (a document's content). ErrorCodes logs outages and unexpected errors instead;
+        the others are the caller's mistakes, answered to the caller."""
 
 
-async def _coded(results: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _coded(
+    results: AsyncIterator[Any], count: Callable[[list[GraphQLError]], None] | None
+) -> AsyncIterator[Any]:
     async for result in results:
         errors = getattr(result, "errors", None)
         if errors:
             result.errors = [classify(error) for error in errors]
+            if count is not None:
+                count(result.errors)
         yield result
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, metrics: ApiMetrics | None = None
+) -> strawberry.Schema:
     # The SDL is the same in every environment; printing it needs no deployment's settings.
     settings = settings or Settings(env=Environment.TEST)
     # Factories, not instances: strawberry builds fresh extensions for every request.
     extensions: list[Callable[[], SchemaExtension]] = [
+        # First, so its span holds the others' work and sees the errors ErrorCodes has coded.
+        *graphql_tracing(),  # none while tracing is off
+        *operation_metrics(metrics),  # before ErrorCodes, so it sees their codes; none when off
         ErrorCodes,
         partial(
             RequireAuthentication,
@@ -136,10 +159,13 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
-    return HeyshSchema(
+    schema = HeyshSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         types=list(NODE_TYPES.values()),
     )
+    if metrics is not None:
+        schema.count_streamed_errors = metrics.count_errors
+    return schema

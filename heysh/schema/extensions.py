@@ -11,6 +11,7 @@ from strawberry.extensions import SchemaExtension
 from heysh.context import Context
 from heysh.errors import HeyshError
 from heysh.stores.outages import store_outage
+from heysh.telemetry.logs import describe
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ def classify(error: GraphQLError) -> GraphQLError:
     message = error.message
     extensions = dict(error.extensions or {})
     outage = None if isinstance(original, HeyshError | None) else store_outage(original)
-    if outage is not None:  # logged with the driver's detail, answered without it
-        log.warning("store unavailable in %s: %r", error.path, original)
+    if outage is not None and original is not None:  # logged by its kind, answered without
+        log.warning("store unavailable in %s: %s", error.path, describe(original))
         original, message = outage, str(outage)
     if isinstance(original, HeyshError):
         extensions["code"] = original.code

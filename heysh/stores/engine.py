@@ -25,6 +25,8 @@ class WorkflowEngine:
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
+        # Called with the workflow's run method for each run started here (the api's metrics).
+        self.on_start: Callable[[Callable[..., Any]], object] | None = None
 
     async def start(
         self,
@@ -53,6 +55,8 @@ class WorkflowEngine:
             log.warning("could not start a workflow: the workflow service is unreachable")
             await undo()
             raise StoreError(UNAVAILABLE) from exc
+        if self.on_start is not None:
+            self.on_start(workflow)
 
     async def cancel(self, run_id: str) -> bool:
         """Ask a running run to stop; False when it has already finished or is forgotten."""

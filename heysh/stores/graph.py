@@ -37,11 +37,20 @@ from heysh.stores.graph_values import (
     RelationshipNode,
     SearchChunk,
 )
+from heysh.telemetry.tracing import store_span
 
 _Node = TypeVar("_Node", EntityNode, ChunkNode, RelationshipNode)
 
 # Neo4j's code for a transaction that outlived the timeout its client gave it.
 _CLIENT_TIMEOUT = "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration"
+# A statement's span is named after its constant in cypher.py: its text is ours, its
+# parameters (names, document text) never go in a span.
+_STATEMENT_NAMES: dict[str, str] = {
+    statement: name
+    for name, value in vars(cypher).items()
+    if name.isupper() and not name.startswith("_")  # fragments are no statements
+    for statement in ([value] if isinstance(value, str) else value)
+}
 
 
 def create_driver(uri: str, user: str, password: str | None) -> AsyncDriver:
@@ -280,13 +289,14 @@ class GraphStore:
             truncated = truncated or len(edges) > max_edges
             return GraphNeighborhood(nodes, edges[:max_edges], truncated)
 
-        async with (
-            self._read_limit(),
-            self._driver.session(
-                database=self._database, default_access_mode=READ_ACCESS
-            ) as session,
-        ):
-            return await session.execute_read(work)
+        with store_span("neo4j", "NEIGHBORHOOD"):
+            async with (
+                self._read_limit(),
+                self._driver.session(
+                    database=self._database, default_access_mode=READ_ACCESS
+                ) as session,
+            ):
+                return await session.execute_read(work)
 
     async def shortest_path(
         self, domain_id: str, from_id: str, to_id: str, max_depth: int
@@ -370,13 +380,14 @@ class GraphStore:
 
     async def _read(self, query: LiteralString, **params: Any) -> list[Any]:
         # The server stops a read that runs past the timeout (the driver does not retry that).
-        async with self._read_limit():
-            records, _, _ = await self._driver.execute_query(
-                Query(query, timeout=self._read_timeout),
-                params,
-                database_=self._database,
-                routing_=RoutingControl.READ,
-            )
+        with store_span("neo4j", _statement_name(query)):
+            async with self._read_limit():
+                records, _, _ = await self._driver.execute_query(
+                    Query(query, timeout=self._read_timeout),
+                    params,
+                    database_=self._database,
+                    routing_=RoutingControl.READ,
+                )
         return list(records)
 
     @asynccontextmanager
@@ -392,14 +403,22 @@ class GraphStore:
             ) from exc
 
     async def _write(self, query: LiteralString, **params: Any) -> list[Any]:
-        records, _, _ = await self._driver.execute_query(query, params, database_=self._database)
+        with store_span("neo4j", _statement_name(query)):
+            records, _, _ = await self._driver.execute_query(
+                query, params, database_=self._database
+            )
         return list(records)
 
     async def _autocommit(self, query: LiteralString, **params: Any) -> None:
         # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction.
-        async with self._driver.session(database=self._database) as session:
-            result = await session.run(query, params)
-            await result.consume()
+        with store_span("neo4j", _statement_name(query)):
+            async with self._driver.session(database=self._database) as session:
+                result = await session.run(query, params)
+                await result.consume()
+
+
+def _statement_name(query: str) -> str:
+    return _STATEMENT_NAMES.get(query, "cypher")
 
 
 def _pages(slices: Sequence[PageSlice]) -> list[dict[str, Any]]:

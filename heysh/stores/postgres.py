@@ -13,6 +13,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from heysh.telemetry.tracing import untraced
+
 
 class DomainStatus(StrEnum):
     CREATING = "CREATING"
@@ -95,7 +97,7 @@ def create_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
         min_size=1,
         max_size=max_size,
         kwargs={"prepare_threshold": None, "autocommit": True},
-        check=AsyncConnectionPool.check_connection,
+        check=untraced(AsyncConnectionPool.check_connection),
         open=False,
     )
 

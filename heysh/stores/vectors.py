@@ -26,6 +26,7 @@ from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
 from heysh.config import ConfigError
 from heysh.errors import StoreError
+from heysh.telemetry.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ class VectorStore:
             if not await self._client.collections.exists(self._name):
                 raise StoreError(f"cannot create Weaviate collection {self._name}") from exc
 
+    @traced("weaviate")
     async def ensure_tenant(self, domain_id: str) -> None:
         collection = self._client.collections.use(self._name)
         name = tenant_name(domain_id)
@@ -216,16 +218,19 @@ class VectorStore:
             return
         await collection.tenants.create([Tenant(name=name)])
 
+    @traced("weaviate")
     async def delete_tenant(self, domain_id: str) -> None:
         collection = self._client.collections.use(self._name)
         name = tenant_name(domain_id)
         if await collection.tenants.exists(name):
             await collection.tenants.remove([name])
 
+    @traced("weaviate")
     async def tenant_exists(self, domain_id: str) -> bool:
         collection = self._client.collections.use(self._name)
         return await collection.tenants.exists(tenant_name(domain_id))
 
+    @traced("weaviate")
     async def upsert_chunks(self, domain_id: str, objects: Sequence[ChunkVector]) -> None:
         """Insert or overwrite (same deterministic UUID) a batch of chunk vectors."""
         if not objects:
@@ -254,6 +259,7 @@ class VectorStore:
                 f"Weaviate rejected {len(result.errors)} chunk(s): {first.message}"
             )
 
+    @traced("weaviate")
     async def delete_document(self, domain_id: str, document_id: str) -> int:
         """Delete every vector of a document; loops past Weaviate's per-call match limit."""
         if not await self.tenant_exists(domain_id):
@@ -268,6 +274,7 @@ class VectorStore:
             if result.matches == 0 or result.successful == 0:
                 return deleted
 
+    @traced("weaviate")
     async def count_document(self, domain_id: str, document_id: str) -> int:
         if not await self.tenant_exists(domain_id):
             return 0
@@ -279,6 +286,7 @@ class VectorStore:
 
     # --- search ---------------------------------------------------------------------------------
 
+    @traced("weaviate")
     async def search_vector(
         self, domain_id: str, vector: Sequence[float], limit: int
     ) -> list[VectorHit]:
@@ -298,6 +306,7 @@ class VectorStore:
             hits.append(_hit(o, similarity, vector_score=similarity, keyword_score=None))
         return hits
 
+    @traced("weaviate")
     async def search_keyword(self, domain_id: str, query: str, limit: int) -> list[VectorHit]:
         """BM25 over the chunk text and the document title only; score = keyword score."""
         found = await self._search(
@@ -316,6 +325,7 @@ class VectorStore:
             hits.append(_hit(o, score, vector_score=None, keyword_score=score))
         return hits
 
+    @traced("weaviate")
     async def search_hybrid(
         self, domain_id: str, query: str, vector: Sequence[float], alpha: float, limit: int
     ) -> list[VectorHit]:

@@ -184,3 +184,24 @@ def test_graphiql_and_introspection_can_be_overridden() -> None:
 def test_graphiql_override_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEYSH_GRAPHIQL", "false")
     assert not Settings(env="dev").graphiql_enabled
+
+
+def test_metrics_are_off_in_production_until_a_token_is_set() -> None:
+    assert not Settings(**PRODUCTION).metrics_enabled
+    assert Settings(**PRODUCTION, metrics_token="mt-Q7v2Lx9Rk4Tz8Wp3Hs6").metrics_enabled
+    assert Settings(env="dev").metrics_enabled
+    assert Settings(env="test").metrics_enabled
+
+
+@pytest.mark.parametrize("token", ["changeme", "<metrics token>", "short-token-15c"])
+def test_a_placeholder_or_short_metrics_token_is_refused_in_production(token: str) -> None:
+    message = refusal(metrics_token=token)
+    assert "HEYSH_METRICS_TOKEN" in message
+    assert token not in message
+
+
+@pytest.mark.parametrize("address", ["localhost:9464", "127.0.0.1", "::1:9464", "10.0.0.1:0"])
+def test_the_worker_metrics_address_must_be_ip_and_port(address: str) -> None:
+    with pytest.raises(ValueError, match="HEYSH_WORKER_METRICS_ADDRESS"):
+        Settings(env="test", worker_metrics_address=address)
+    assert Settings(env="test", worker_metrics_address="[::1]:9464").worker_metrics_address

@@ -23,6 +23,7 @@ from heysh.pipeline.extraction.base import (
     ExtractedRelation,
     ExtractionError,
 )
+from heysh.telemetry.tracing import store_span
 
 _SYSTEM_PROMPT = f"""\
 You extract a knowledge graph from one passage of a document.
@@ -304,17 +305,18 @@ class LlmExtractor:
         ]
         async with semaphore:
             try:
-                if self.temperature is None:
-                    completion = await self.client.chat.completions.parse(
-                        model=self.model, messages=messages, response_format=ExtractionReply
-                    )
-                else:
-                    completion = await self.client.chat.completions.parse(
-                        model=self.model,
-                        messages=messages,
-                        response_format=ExtractionReply,
-                        temperature=self.temperature,
-                    )
+                with store_span("openai", "chat", {"gen_ai.request.model": self.model}):
+                    if self.temperature is None:
+                        completion = await self.client.chat.completions.parse(
+                            model=self.model, messages=messages, response_format=ExtractionReply
+                        )
+                    else:
+                        completion = await self.client.chat.completions.parse(
+                            model=self.model,
+                            messages=messages,
+                            response_format=ExtractionReply,
+                            temperature=self.temperature,
+                        )
             except ValidationError as exc:
                 try:
                     return clean_reply(chunk.chunk_id, _unfenced(chunk.chunk_id, exc))

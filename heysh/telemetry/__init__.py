@@ -1,0 +1,1 @@
+"""Observability: tracing (OpenTelemetry), metrics (Prometheus) and structured logs."""
