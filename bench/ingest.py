@@ -1,28 +1,38 @@
 """Ingestion benchmarks, each measured side by side in one run against the real local stack.
 
     .venv/bin/python bench/ingest.py [--copies 60] [--entities 5000] [--batch 5000]
-                                     [--only pipeline|embedding|graph]
+                                     [--only pipeline|embedding|graph|observability]
 
 Prints:
 1. pipeline throughput (chunks/s) through the ProcessDocument workflow vs the same activities
    called directly without Temporal, and their ratio (goal: >= 0.8);
 2. local MiniLM embedding throughput (tokens/s);
-3. graph writes per second with UNWIND batches vs one MERGE per row, and their ratio.
+3. graph writes per second with UNWIND batches vs one MERGE per row, and their ratio;
+4. pipeline throughput through the workflow with tracing and metrics on (spans of every
+   activity and store call exported over OTLP/HTTP to a local collector, the worker's
+   Prometheus exporter and pipeline counters) vs off, and their ratio (goal: >= 0.95).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import hashlib
+import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -115,8 +125,13 @@ async def run_direct(
 
 
 async def run_workflow(
-    services: Services, activities: DocumentActivities, request: ProcessDocumentInput
+    services: Services,
+    activities: DocumentActivities,
+    request: ProcessDocumentInput,
+    interceptors: Sequence[Interceptor] = (),
+    root: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> tuple[float, int]:
+    """``root``: the span the start sits in (the api's GraphQL operation, when traced)."""
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     async with Worker(
         services.temporal,
@@ -124,14 +139,16 @@ async def run_workflow(
         workflows=WORKFLOWS,
         activities=[*activities.all(), *RunActivities(services.runs).all()],
         max_concurrent_activities=request.extract_concurrency * 2,
+        interceptors=interceptors,
     ):
         started = time.perf_counter()
         # The run id new_document registered, so the run records its progress events in
         # Postgres as an api-started run does: their cost is part of what is measured.
         run_id = f"bench-{request.document_id}"
-        output = await services.temporal.execute_workflow(
-            ProcessDocumentWorkflow.run, request, id=run_id, task_queue=queue
-        )
+        with root():
+            output = await services.temporal.execute_workflow(
+                ProcessDocumentWorkflow.run, request, id=run_id, task_queue=queue
+            )
         elapsed = time.perf_counter() - started
     if output.progress.error:
         raise RuntimeError(output.progress.error)
@@ -240,6 +257,108 @@ async def graph_write_ratio(services: Services, count: int, batch: int) -> None:
     )
 
 
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that takes every export and keeps only the count of its bytes."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        _Collector.received += len(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def observability_ratio(services: Services, copies: int) -> None:
+    """The workflow path with tracing and metrics off (as unconfigured) vs on (as configured in
+    production): each "on" round connects its own clients after switching tracing on, so the
+    Temporal interceptors, the psycopg instrumentation and the metrics runtime are all in."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from heysh.telemetry.tracing import (
+        WORKER_SERVICE,
+        add_exporter,
+        disable_tracing,
+        enable_tracing,
+        tracer_provider,
+    )
+    from heysh.telemetry.worker_metrics import activity_metrics_interceptors, worker_runtime
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
+    text = corpus(copies)
+    results: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for rnd in range(9):  # rounds differ by a few percent: 8 counted of each, interleaved
+            for mode in ("off", "on") if rnd % 2 == 0 else ("on", "off"):
+                settings = services.settings
+                if mode == "on":
+                    settings = settings.model_copy(
+                        update={"worker_metrics_address": f"127.0.0.1:{_free_port()}"}
+                    )
+                    provider = tracer_provider(WORKER_SERVICE)
+                    add_exporter(provider, OTLPSpanExporter(endpoint=endpoint))
+                    enable_tracing(provider)
+                # As the api starts a run: inside a GraphQL operation's span (a no-op when off).
+                tracer = trace.get_tracer(
+                    "bench", tracer_provider=provider if mode == "on" else None
+                )
+                root = functools.partial(
+                    tracer.start_as_current_span, "GraphQL mutation", kind=SpanKind.SERVER
+                )
+                try:
+                    async with open_services(
+                        settings, runtime=worker_runtime(settings)
+                    ) as round_services:
+                        activities = build_document_activities(round_services)
+                        domain = await new_domain(round_services, f"bench-obs-{mode}-{rnd}")
+                        request = ProcessDocumentInput(
+                            document_id=await new_document(round_services, domain, text),
+                            domain_id=domain,
+                            title="bench",
+                            embed_batch=settings.embed_batch_size,
+                            index_batch=settings.index_batch_size,
+                            extract_batch=settings.extract_batch_size,
+                            extract_concurrency=settings.extract_concurrency,
+                        )
+                        elapsed, chunks = await run_workflow(
+                            round_services,
+                            activities,
+                            request,
+                            activity_metrics_interceptors(settings),
+                            root,
+                        )
+                finally:
+                    if mode == "on":
+                        provider.shutdown()  # flushes the last batch to the collector
+                        disable_tracing()
+                if rnd > 0:
+                    results[mode].append(chunks / elapsed)
+                label = "warm-up" if rnd == 0 else f"round {rnd}"
+                print(f"  {mode:3s} {label}: {chunks} chunks in {elapsed:6.1f}s", flush=True)
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    off, on = (sum(v) / len(v) for v in (results["off"], results["on"]))
+    print(
+        f"observability: on {on:.1f} chunks/s, off {off:.1f} chunks/s, ratio {on / off:.3f}"
+        f" (goal >= 0.95); {_Collector.received / 1024:.0f} KiB of spans exported"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--copies", type=int, default=60, help="fixture copies per document")
@@ -248,7 +367,9 @@ async def main() -> None:
         "--batch", type=int, default=GRAPH_WRITE_BATCH, help="rows per UNWIND batch"
     )
     parser.add_argument(
-        "--only", choices=["pipeline", "embedding", "graph"], help="run one benchmark"
+        "--only",
+        choices=["pipeline", "embedding", "graph", "observability"],
+        help="run one benchmark",
     )
     args = parser.parse_args()
 
@@ -266,6 +387,8 @@ async def main() -> None:
                 await embedding_throughput(settings, args.copies)
             if args.only in (None, "graph"):
                 await graph_write_ratio(services, args.entities, args.batch)
+            if args.only in (None, "observability"):
+                await observability_ratio(services, args.copies)
     finally:
         stack.stop()
 
