@@ -3,7 +3,7 @@
 Driver errors name hosts, ports and server internals, and can be large; recorded in workflow
 history they would reach `Document.error`. The interceptor logs the driver's error and raises
 what `heysh.stores.outages` says instead, without the cause chain. Other driver errors whose
-messages can quote values (`heysh.telemetry.logs.describe`) are raised by their codes, also
+messages can quote values (`heysh.telemetry.errors.describe`) are raised by their codes, also
 without the chain, so neither history nor the worker's log holds what they quoted.
 """
 
@@ -20,7 +20,7 @@ from temporalio.worker import (
 )
 
 from heysh.stores.outages import store_outage
-from heysh.telemetry.logs import describe, safe_message, withholds_detail
+from heysh.telemetry.errors import describe, safe_message, withholds_detail
 
 STORE_UNAVAILABLE = "StoreUnavailable"
 

@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 from heysh.context import Context
 from heysh.errors import HeyshError
 from heysh.stores.outages import store_outage
-from heysh.telemetry.logs import describe
+from heysh.telemetry.errors import describe
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from temporalio.testing import ActivityEnvironment
 from weaviate.exceptions import UnexpectedStatusCodeError
 
 from heysh.config import Environment, Settings
+from heysh.telemetry.errors import describe
 from heysh.telemetry.logs import (
     REDACTED,
     REQUEST_ID,
     build_handler,
     configured_secrets,
-    describe,
     request_id_middleware,
 )
 
