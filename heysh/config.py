@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     temporal_tls: bool | None = None  # None: on when an API key is set
     task_queue: str = "heysh"
 
+    # A private CA (PEM) the backend clients verify TLS against instead of the system's: Neo4j's
+    # `+s` URIs use it. Postgres takes libpq's own `sslrootcert` in HEYSH_DATABASE_URL.
+    tls_ca_file: Path | None = None
+
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
@@ -176,6 +180,14 @@ class Settings(BaseSettings):
     @property
     def jwt_issuer(self) -> str:
         return self.supabase_url.rstrip("/") + "/auth/v1"
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, path: Path | None) -> Path | None:
+        # Checked here, so a wrong path is named at start rather than as a TLS failure later.
+        if path is not None and not path.is_file():
+            raise ValueError("HEYSH_TLS_CA_FILE must name a PEM file of CA certificates")
+        return path
 
     @field_validator("worker_metrics_address")
     @classmethod

@@ -127,7 +127,9 @@ async def open_services(
     pool = create_pool(settings.database_url.get_secret_value(), settings.database_pool_size)
     await pool.open(wait=not lazy)
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
-    driver = create_driver(settings.neo4j_uri, settings.neo4j_user, password)
+    driver = create_driver(
+        settings.neo4j_uri, settings.neo4j_user, password, ca_file=settings.tls_ca_file
+    )
     api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
     weaviate_client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
     try:
@@ -186,7 +188,7 @@ async def check_backends(settings: Settings) -> None:
     ]
     reasons = await asyncio.gather(*(_attempt(check) for _, _, check in checks))
     failed = [
-        f"{name} at {address} ({reason})"
+        f"{name} at {address} ({_with_hint(name, reason)})"
         for (name, address, _), reason in zip(checks, reasons, strict=True)
         if reason is not None
     ]
@@ -232,7 +234,9 @@ async def _check_postgres(settings: Settings) -> None:
 
 async def _check_neo4j(settings: Settings) -> None:
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
-    driver = create_driver(settings.neo4j_uri, settings.neo4j_user, password)
+    driver = create_driver(
+        settings.neo4j_uri, settings.neo4j_user, password, ca_file=settings.tls_ca_file
+    )
     try:
         # Not GraphStore.ping: execute_query retries an unreachable server for 30 s.
         await driver.verify_connectivity()
@@ -264,6 +268,10 @@ async def _attempt(check: Callable[[], Awaitable[object]]) -> str | None:
 
 # Checked in order against the error chain's type names and messages, lower-cased.
 _REASONS: dict[str, tuple[str, ...]] = {
+    # Postgres's pg_hba refusal of a connection without TLS ("..., no encryption").
+    "TLS required": ("no encryption",),
+    # A Neo4j that requires TLS closes a plain Bolt handshake without answering it.
+    "handshake refused": ("incomplete handshake",),
     "connection refused": ("connectionrefused", "connection refused", "connect call failed"),
     "host not found": ("gaierror", "not known", "failed to resolve", "dns error", "nodename"),
     "network unreachable": ("network is unreachable", "no route to host"),
@@ -271,6 +279,27 @@ _REASONS: dict[str, tuple[str, ...]] = {
     "TLS failed": ("certificate", "ssl"),
     "timed out": ("timeout", "timed out"),
 }
+
+
+# The settings to look at, by backend and reason: names only, so no value is ever printed.
+_HINTS: dict[tuple[str, str], str] = {
+    ("postgres", "TLS required"): "the server requires TLS: set sslmode=verify-full and "
+    "sslrootcert in HEYSH_DATABASE_URL",
+    ("postgres", "credentials refused"): "check the user and password in HEYSH_DATABASE_URL",
+    ("postgres", "TLS failed"): "check sslmode, sslrootcert and the host in HEYSH_DATABASE_URL",
+    ("neo4j", "handshake refused"): "if the server requires TLS, use neo4j+s:// or bolt+s:// "
+    "in HEYSH_NEO4J_URI",
+    ("neo4j", "credentials refused"): "check HEYSH_NEO4J_USER and HEYSH_NEO4J_PASSWORD",
+    ("neo4j", "TLS failed"): "check HEYSH_TLS_CA_FILE (unset: the system's CAs) and the host in "
+    "HEYSH_NEO4J_URI",
+    ("weaviate", "credentials refused"): "check HEYSH_WEAVIATE_API_KEY",
+    ("temporal", "credentials refused"): "check HEYSH_TEMPORAL_API_KEY",
+}
+
+
+def _with_hint(backend: str, reason: str) -> str:
+    hint = _HINTS.get((backend, reason))
+    return reason if hint is None else f"{reason}: {hint}"
 
 
 def _reason(exc: BaseException) -> str:

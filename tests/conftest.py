@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 import uuid
@@ -19,10 +20,19 @@ from tests.support.graphql import GraphQLClient, gateway
 from tests.support.query_count import statements  # noqa: F401 - a fixture for every test
 
 
+def secure_profile() -> bool:
+    """HEYSH_TEST_PROFILE=secure runs the suite against Postgres and Neo4j with TLS and passwords
+    (LocalStack's secure profile); unset or `plain`, against the plain local stack."""
+    profile = os.environ.get("HEYSH_TEST_PROFILE", "plain")
+    if profile not in ("plain", "secure"):
+        raise pytest.UsageError(f"HEYSH_TEST_PROFILE must be plain or secure, not {profile!r}")
+    return profile == "secure"
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     root = Path(tempfile.mkdtemp(prefix="heysh-test-"))
-    local = LocalStack.for_tests(root)
+    local = LocalStack.for_tests(root, secure=secure_profile())
     local.start()
     try:
         apply_migrations(local.settings_env()["HEYSH_DATABASE_URL"])

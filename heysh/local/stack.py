@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import tempfile
@@ -31,6 +33,9 @@ from heysh.local.services import (
     WeaviateService,
     unsearchable_ancestor,
 )
+from heysh.local.services.neo4j import NEO4J_USER, bolt_uri
+from heysh.local.services.postgres import postgres_dsn
+from heysh.local.tls import LocalPki, ServerSecurity
 
 S = TypeVar("S", bound=LocalService)
 
@@ -130,14 +135,26 @@ class _Service(Generic[S]):
 
 
 class LocalStack:
-    """Postgres, Neo4j, Weaviate and Temporal under one root directory."""
+    """Postgres, Neo4j, Weaviate and Temporal under one root directory.
+
+    ``secure``: the production-like profile. Postgres and Neo4j accept only TLS connections
+    (certificates from a throwaway CA under ``root/secure``) with a password each, and the
+    settings verify the server against that CA. Weaviate and Temporal stay plain for now.
+    """
 
     def __init__(
-        self, root: Path, ports: StackPorts, *, ephemeral: bool, installed: Installed | None = None
+        self,
+        root: Path,
+        ports: StackPorts,
+        *,
+        ephemeral: bool,
+        installed: Installed | None = None,
+        secure: bool = False,
     ) -> None:
         self.root = root
         self.ports = ports
         self.ephemeral = ephemeral
+        self.secure = secure
         self.start_seconds: float | None = None
         self._installed = installed
         self._services: list[LocalService] = []
@@ -149,9 +166,33 @@ class LocalStack:
         return cls(root, DEV_PORTS, ephemeral=False)
 
     @classmethod
-    def for_tests(cls, root: Path) -> LocalStack:
+    def for_tests(cls, root: Path, *, secure: bool = False) -> LocalStack:
         """Tests: free ports, throwaway data under ``root``, Temporal in memory."""
-        return cls(root, free_test_ports(), ephemeral=True)
+        return cls(root, free_test_ports(), ephemeral=True, secure=secure)
+
+    # --- the secure profile's CA and passwords, made on first use and kept with the data --------
+
+    @property
+    def pki(self) -> LocalPki:
+        return LocalPki(self.root / "secure")
+
+    def passwords(self) -> dict[str, str]:
+        """The services' passwords by service name (0600 JSON beside the CA), made once."""
+        path = self.pki.directory / "passwords.json"
+        if not path.exists():
+            made = {"postgres": secrets.token_urlsafe(24), "neo4j": secrets.token_urlsafe(24)}
+            self.pki.directory.mkdir(parents=True, exist_ok=True)
+            self.pki.directory.chmod(0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                json.dump(made, file)
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+
+    def _security(self, service: str) -> ServerSecurity | None:
+        if not self.secure:
+            return None
+        return ServerSecurity(self.pki.ensure(), self.passwords()[service])
 
     # --- the services, once start() has built them ---------------------------------------------
 
@@ -165,15 +206,28 @@ class LocalStack:
         return list(self._services)
 
     def settings_env(self) -> dict[str, str]:
-        """The variables that point heysh.config.Settings at this stack."""
+        """The variables that point heysh.config.Settings at this stack (secrets included)."""
         p = self.ports
-        return {
+        env = {
             "HEYSH_TEMPORAL_ADDRESS": f"127.0.0.1:{p.temporal}",
             "HEYSH_NEO4J_URI": f"bolt://127.0.0.1:{p.neo4j_bolt}",
             "HEYSH_WEAVIATE_URL": f"http://127.0.0.1:{p.weaviate_http}",
             "HEYSH_WEAVIATE_GRPC_PORT": str(p.weaviate_grpc),
             "HEYSH_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{p.postgres}/postgres",
         }
+        if self.secure:
+            # The same strings the services' own probes use, so tests and services agree.
+            passwords = self.passwords()
+            env |= {
+                "HEYSH_TLS_CA_FILE": str(self.pki.ca_file),
+                "HEYSH_NEO4J_URI": bolt_uri(p.neo4j_bolt, secure=True),
+                "HEYSH_NEO4J_USER": NEO4J_USER,
+                "HEYSH_NEO4J_PASSWORD": passwords["neo4j"],
+                "HEYSH_DATABASE_URL": postgres_dsn(
+                    p.postgres, password=passwords["postgres"], ca_file=self.pki.ca_file
+                ),
+            }
+        return env
 
     def test_settings(self, **overrides: Any) -> Settings:
         """Settings of a test or benchmark process on this stack (``env`` test)."""
@@ -186,6 +240,12 @@ class LocalStack:
             "weaviate_grpc_port": int(env["HEYSH_WEAVIATE_GRPC_PORT"]),
             "database_url": env["HEYSH_DATABASE_URL"],
         }
+        if self.secure:
+            values |= {
+                "tls_ca_file": env["HEYSH_TLS_CA_FILE"],
+                "neo4j_user": env["HEYSH_NEO4J_USER"],
+                "neo4j_password": env["HEYSH_NEO4J_PASSWORD"],
+            }
         return Settings(**{**values, **overrides})
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -242,6 +302,7 @@ class LocalStack:
                 installed.postgres_bin,
                 log_path=logs / "postgres.log",
                 ephemeral=self.ephemeral,
+                security=self._security("postgres"),
             ),
             Neo4jService(
                 self.root / "neo4j",
@@ -250,6 +311,7 @@ class LocalStack:
                 java=installed.java,
                 log_path=logs / "neo4j.log",
                 ephemeral=self.ephemeral,
+                security=self._security("neo4j"),
             ),
             WeaviateService(
                 self.root / "weaviate" / "data",

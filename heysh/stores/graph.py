@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, LiteralString, TypeVar
+from urllib.parse import urlsplit
 
 from neo4j import (
     READ_ACCESS,
@@ -14,6 +16,7 @@ from neo4j import (
     AsyncManagedTransaction,
     Query,
     RoutingControl,
+    TrustCustomCAs,
     unit_of_work,
 )
 from neo4j.exceptions import ClientError
@@ -53,11 +56,29 @@ _STATEMENT_NAMES: dict[str, str] = {
 }
 
 
-def create_driver(uri: str, user: str, password: str | None) -> AsyncDriver:
+def tls_options(uri: str, ca_file: Path | None) -> tuple[str, dict[str, Any]]:
+    """The URI and driver options that make ``+s`` verify against ``ca_file`` (a private CA).
+
+    The scheme says whether TLS is on, as always: ``neo4j+s://``/``bolt+s://`` verify against the
+    system's CAs, or only against ``ca_file`` when it is set. The driver takes a trust store only
+    with the plain scheme names, so ``+s`` becomes ``encrypted`` with that store; without
+    ``ca_file``, or for any other scheme, the URI is used unchanged.
+    """
+    parts = urlsplit(uri)
+    if ca_file is None or parts.scheme not in ("neo4j+s", "bolt+s"):
+        return uri, {}
+    plain = parts._replace(scheme=parts.scheme.removesuffix("+s")).geturl()
+    return plain, {"encrypted": True, "trusted_certificates": TrustCustomCAs(str(ca_file))}
+
+
+def create_driver(
+    uri: str, user: str, password: str | None, *, ca_file: Path | None = None
+) -> AsyncDriver:
     auth = (user, password) if password else None
+    uri, tls = tls_options(uri, ca_file)
     # Counting a relationship type no document has written yet is fine; without this the server
     # "unknown type" notices reach the logs as warnings on every such read.
-    return AsyncGraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+    return AsyncGraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF", **tls)
 
 
 _ENTITY_PAGES: dict[EntityRelation, LiteralString] = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,14 @@ from heysh.errors import StoreError
 from heysh.telemetry.tracing import traced
 
 log = logging.getLogger(__name__)
+
+# Importing weaviate calls warnings.simplefilter("default"), which shows every ResourceWarning
+# in the process. The neo4j driver closes its sockets in the background by design, and over TLS
+# that outlives asyncio.run, so a process that stops (a failed start-up check among them) would
+# log "unclosed transport" after its last line. Back to the interpreter's default: hidden unless
+# `python -X dev`.
+if not sys.flags.dev_mode:
+    warnings.filterwarnings("ignore", category=ResourceWarning)
 
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network", ".wcs.api.weaviate.io")
 

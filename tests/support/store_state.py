@@ -29,7 +29,9 @@ async def _postgres(services: Services, sql: str, params: tuple[Any, ...]) -> li
 async def _neo4j(services: Services, query: LiteralString, **params: Any) -> list[Any]:
     settings = services.settings
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
-    driver = create_driver(settings.neo4j_uri, settings.neo4j_user, password)
+    driver = create_driver(
+        settings.neo4j_uri, settings.neo4j_user, password, ca_file=settings.tls_ca_file
+    )
     try:
         records, _, _ = await driver.execute_query(query, params, database_=settings.neo4j_database)
     finally:
