@@ -88,6 +88,21 @@ async def new_document(services: Services, domain_id: str, text: str) -> str:
     return str(document_id)
 
 
+async def new_request(services: Services, name: str, text: str) -> ProcessDocumentInput:
+    """A new domain holding one new document of ``text``, as the workflow's input."""
+    settings = services.settings
+    domain = await new_domain(services, name)
+    return ProcessDocumentInput(
+        document_id=await new_document(services, domain, text),
+        domain_id=domain,
+        title="bench",
+        embed_batch=settings.embed_batch_size,
+        index_batch=settings.index_batch_size,
+        extract_batch=settings.extract_batch_size,
+        extract_concurrency=settings.extract_concurrency,
+    )
+
+
 async def run_direct(
     activities: DocumentActivities, request: ProcessDocumentInput
 ) -> tuple[float, int]:
@@ -160,23 +175,13 @@ async def run_workflow(
 
 async def pipeline_ratio(services: Services, copies: int) -> None:
     activities = build_document_activities(services)
-    settings = services.settings
     text = corpus(copies)
     results: dict[str, list[float]] = {"direct": [], "workflow": []}
     # Round 0 warms both paths (model, connections, server caches) and is not counted; later
     # rounds alternate the order so neither path always runs on a warmer machine.
     for rnd in range(3):
         for path in ("direct", "workflow") if rnd % 2 == 0 else ("workflow", "direct"):
-            domain = await new_domain(services, f"bench-{path}-{rnd}")
-            request = ProcessDocumentInput(
-                document_id=await new_document(services, domain, text),
-                domain_id=domain,
-                title="bench",
-                embed_batch=settings.embed_batch_size,
-                index_batch=settings.index_batch_size,
-                extract_batch=settings.extract_batch_size,
-                extract_concurrency=settings.extract_concurrency,
-            )
+            request = await new_request(services, f"bench-{path}-{rnd}", text)
             if path == "direct":
                 elapsed, chunks = await run_direct(activities, request)
             else:
@@ -324,16 +329,7 @@ async def observability_ratio(services: Services, copies: int) -> None:
                         settings, runtime=worker_runtime(settings)
                     ) as round_services:
                         activities = build_document_activities(round_services)
-                        domain = await new_domain(round_services, f"bench-obs-{mode}-{rnd}")
-                        request = ProcessDocumentInput(
-                            document_id=await new_document(round_services, domain, text),
-                            domain_id=domain,
-                            title="bench",
-                            embed_batch=settings.embed_batch_size,
-                            index_batch=settings.index_batch_size,
-                            extract_batch=settings.extract_batch_size,
-                            extract_concurrency=settings.extract_concurrency,
-                        )
+                        request = await new_request(round_services, f"bench-obs-{mode}-{rnd}", text)
                         elapsed, chunks = await run_workflow(
                             round_services,
                             activities,
