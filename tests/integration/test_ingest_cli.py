@@ -262,9 +262,11 @@ async def test_on_a_terminal_each_document_gets_a_live_bar_and_the_run_ends_in_a
     (tmp_path / "einstein.md").write_text(fixture_text("einstein.md"))
     controller, terminal = pty.openpty()
     env = {**os.environ, "HEYSH_TOKEN": token(settings), "COLUMNS": "160"}
+    # From the folder, as a user would: the table shows the path as given, and a long
+    # temporary directory would have the table cut the file name short.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "heysh", "ingest", str(tmp_path), "--domain", domain,
-        "--api", live, env=env, stdout=terminal, stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "heysh", "ingest", ".", "--domain", domain,
+        "--api", live, env=env, cwd=tmp_path, stdout=terminal, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     os.close(terminal)  # the child holds its own copy; the last close ends the reads below
 
