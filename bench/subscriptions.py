@@ -67,6 +67,7 @@ from heysh.services import Services, open_services  # noqa: E402
 from heysh.stores.migrations import apply_migrations  # noqa: E402
 from heysh.worker import build_worker, prepare_stores  # noqa: E402
 from heysh.workflows.progress import RunProgress  # noqa: E402
+from tests.support.live_api import api_environment  # noqa: E402
 from tests.support.query_count import StatementCounter  # noqa: E402
 
 USER = "bench-subscriber"
@@ -122,18 +123,7 @@ async def in_process(settings: Settings, token: str) -> Any:
 def api_process(
     stack: LocalStack, settings: Settings, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
-    secret = settings.supabase_jwt_secret
-    assert secret is not None
-    env = {
-        **os.environ,
-        **stack.settings_env(),
-        "HEYSH_ENV": "test",
-        "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value(),
-        "HEYSH_API_HOST": "127.0.0.1",
-        "HEYSH_API_PORT": str(port),
-        "HEYSH_TASK_QUEUE": settings.task_queue,
-        "HEYSH_LOG_LEVEL": "WARNING",
-    }
+    env = {**os.environ, **api_environment(stack, settings, port, settings.task_queue)}
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "heysh", "api"], env=env, stdout=out, stderr=out

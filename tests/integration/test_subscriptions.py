@@ -37,7 +37,7 @@ from tests.support.documents import (
     wait_document,
 )
 from tests.support.graphql import GraphQLClient, gateway
-from tests.support.live_api import serve_api
+from tests.support.live_api import api_environment, serve_api
 from tests.support.subscriptions import PROTOCOLS, close_code, run_events, ws_session
 
 pytestmark = pytest.mark.integration
@@ -307,18 +307,7 @@ async def test_a_subscriber_that_falls_behind_is_ended_and_the_others_are_not(
 
 
 def api_process(stack: Any, settings: Settings, port: int) -> subprocess.Popen[bytes]:
-    secret = settings.supabase_jwt_secret
-    assert secret is not None
-    env = {
-        **os.environ,
-        **stack.settings_env(),
-        "HEYSH_ENV": "test",
-        "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value(),
-        "HEYSH_API_HOST": "127.0.0.1",
-        "HEYSH_API_PORT": str(port),
-        "HEYSH_TASK_QUEUE": settings.task_queue,
-        "HEYSH_LOG_LEVEL": "WARNING",
-    }
+    env = {**os.environ, **api_environment(stack, settings, port, settings.task_queue)}
     return subprocess.Popen([sys.executable, "-m", "heysh", "api"], env=env)
 
 

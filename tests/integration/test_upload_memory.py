@@ -31,6 +31,7 @@ from heysh.services import Services
 from tests.support.documents import ADD, active_domain, raw_id
 from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.images import image_config, run_image_command
+from tests.support.live_api import api_environment
 
 pytestmark = pytest.mark.integration
 
@@ -69,20 +70,13 @@ def api_process(
     image = image_config("Dockerfile.api")
     assert image.command == ["heysh", "api"]
     port = free_port()
-    secret = api.settings.supabase_jwt_secret
-    assert secret is not None
+    test_mode = api_environment(stack, api.settings, port, f"no-worker-{uuid.uuid4().hex[:8]}")
     env = {
         **os.environ,
         # The image's environment for heysh and the C allocator (its paths under /app aside) ...
         **{k: v for k, v in image.env.items() if k.startswith(("HEYSH_", "MALLOC_"))},
         # ... pointed at this stack in test mode, on a loopback port and a queue nobody polls.
-        **stack.settings_env(),
-        "HEYSH_ENV": "test",
-        "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value(),
-        "HEYSH_API_HOST": "127.0.0.1",
-        "HEYSH_API_PORT": str(port),
-        "HEYSH_TASK_QUEUE": f"no-worker-{uuid.uuid4().hex[:8]}",
-        "HEYSH_LOG_LEVEL": "WARNING",
+        **test_mode,
     }
     log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("wb") as log_file:

@@ -6,11 +6,33 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from heysh.app import create_app
 from heysh.config import Settings
+
+if TYPE_CHECKING:
+    from heysh.local.stack import LocalStack
+
+
+def api_environment(
+    stack: LocalStack, settings: Settings, port: int, task_queue: str
+) -> dict[str, str]:
+    """The variables a `heysh api` process on this stack needs (over the caller's environment):
+    test mode, the settings' JWT secret, 127.0.0.1:``port``, ``task_queue``, warnings only."""
+    secret = settings.supabase_jwt_secret
+    assert secret is not None
+    return {
+        **stack.settings_env(),
+        "HEYSH_ENV": "test",
+        "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value(),
+        "HEYSH_API_HOST": "127.0.0.1",
+        "HEYSH_API_PORT": str(port),
+        "HEYSH_TASK_QUEUE": task_queue,
+        "HEYSH_LOG_LEVEL": "WARNING",
+    }
 
 
 @asynccontextmanager
