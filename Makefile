@@ -1,7 +1,7 @@
 # The two commands: `make dev` runs the whole system, `make test` runs every test.
 # Both install what is missing first (scripts/bootstrap.sh), idempotently.
 
-.PHONY: setup dev test lint schema
+.PHONY: setup dev test test-secure lint schema
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -11,6 +11,11 @@ dev: setup
 
 test: setup
 	.venv/bin/python -m pytest
+
+# CI's second pass: the tests marked secure_profile, against stores with TLS and credentials and
+# with the api and worker in production mode (README: "The secure profile").
+test-secure: setup
+	HEYSH_TEST_PROFILE=secure .venv/bin/python -m pytest -m secure_profile
 
 lint: setup
 	.venv/bin/ruff check .

@@ -40,10 +40,9 @@ from heysh.auth import mint_dev_token  # noqa: E402
 from heysh.config import Settings  # noqa: E402
 from heysh.local.stack import LocalStack  # noqa: E402
 from heysh.local.users import user_id_for  # noqa: E402
-from heysh.services import Services, open_services  # noqa: E402
+from heysh.services import Services, open_services, weaviate_client  # noqa: E402
 from heysh.stores.graph_values import PageSlice  # noqa: E402
 from heysh.stores.migrations import apply_migrations  # noqa: E402
-from heysh.stores.vectors import create_client  # noqa: E402
 from heysh.worker import build_worker, prepare_stores  # noqa: E402
 from tests.support.query_count import StatementCounter  # noqa: E402
 
@@ -196,7 +195,7 @@ async def search_vs_weaviate(
 ) -> None:
     print("3. search, HYBRID, 10 hits: gateway vs a direct Weaviate hybrid call")
     embedder = await services.query_embedder()
-    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, None)
+    client = weaviate_client(settings)
     await client.connect()
     try:
         tenant = client.collections.use(settings.weaviate_collection).with_tenant(domain_id)

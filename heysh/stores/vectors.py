@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
+import httpx
 import weaviate
 from weaviate import WeaviateAsyncClient
 from weaviate.classes.config import Configure, DataType, Property
 from weaviate.classes.data import DataObject
-from weaviate.classes.init import Auth
+from weaviate.classes.init import AdditionalConfig, Auth, GrpcConfig
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.collections.classes.internal import Object
@@ -48,32 +52,67 @@ class VectorsRejectedError(StoreError):
     sending the same objects again cannot succeed."""
 
 
-def create_client(url: str, grpc_port: int, api_key: str | None) -> WeaviateAsyncClient:
+def create_client(
+    url: str, grpc_port: int, api_key: str | None, *, ca_file: Path | None = None
+) -> WeaviateAsyncClient:
     """A not-yet-connected async client for Weaviate Cloud or a self-hosted/local server.
 
+    ``ca_file``: with an https URL, HTTP and gRPC verify the server against this CA alone.
     Init checks are skipped: they include a call to pypi.org that a server must not make.
     Readiness is checked by ``VectorStore.ping`` instead.
     """
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     auth = Auth.api_key(api_key) if api_key else None
+    secure = parts.scheme == "https"
+    trusted = ca_file if secure else None
+    additional = None
+    if trusted is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=trusted.read_bytes())
+        additional = AdditionalConfig(grpc_config=GrpcConfig(credentials=credentials))
     if host.endswith(_CLOUD_SUFFIXES):
         if auth is None:
             raise StoreError("Weaviate Cloud needs an API key (HEYSH_WEAVIATE_API_KEY)")
-        return weaviate.use_async_with_weaviate_cloud(
-            cluster_url=url, auth_credentials=auth, skip_init_checks=True
+        client = weaviate.use_async_with_weaviate_cloud(
+            cluster_url=url,
+            auth_credentials=auth,
+            skip_init_checks=True,
+            additional_config=additional,
         )
-    secure = parts.scheme == "https"
-    return weaviate.use_async_with_custom(
-        http_host=host,
-        http_port=parts.port or (443 if secure else 80),
-        http_secure=secure,
-        grpc_host=host,
-        grpc_port=grpc_port,
-        grpc_secure=secure,
-        auth_credentials=auth,
-        skip_init_checks=True,
-    )
+    else:
+        client = weaviate.use_async_with_custom(
+            http_host=host,
+            http_port=parts.port or (443 if secure else 80),
+            http_secure=secure,
+            grpc_host=host,
+            grpc_port=grpc_port,
+            grpc_secure=secure,
+            auth_credentials=auth,
+            skip_init_checks=True,
+            additional_config=additional,
+        )
+    if trusted is not None:
+        _verify_http_with(client, trusted)
+    return client
+
+
+def _verify_http_with(client: WeaviateAsyncClient, ca_file: Path) -> None:
+    """Make the client's HTTP side verify the server against ``ca_file`` alone.
+
+    weaviate-client takes gRPC credentials, but its HTTP client trusts certifi's CAs, or
+    SSL_CERT_FILE with ``trust_env``, which would change every HTTP client in the process
+    (OpenAI's too). So the connection's factory for its httpx client is replaced by one that
+    builds the same client (its headers carry the API key) with our CA.
+    """
+    connection = client._connection
+    context = ssl.create_default_context(cafile=str(ca_file))
+
+    def make_client(colour: str) -> httpx.AsyncClient | httpx.Client:
+        if colour == "async":
+            return httpx.AsyncClient(headers=connection._headers, verify=context)
+        return httpx.Client(headers=connection._headers, verify=context)
+
+    setattr(connection, "_make_client", make_client)  # noqa: B010 - mypy forbids assigning a method
 
 
 @dataclass(frozen=True)

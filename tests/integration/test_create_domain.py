@@ -12,7 +12,7 @@ from heysh.services import Services
 from tests.support.graphql import GraphQLClient, eventually
 from tests.support.store_state import domain_nodes, domain_row
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 CREATE = """
 mutation Create($input: CreateDomainInput!) {

@@ -17,7 +17,7 @@ from tests.support.documents import active_domain, add_member, raw_id, ready_doc
 from tests.support.graphql import GraphQLClient
 from tests.support.query_count import StatementCounter
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 OWNER, VIEWER, STRANGER = "olive-owner", "vic-viewer", "stan-outsider"
 ERROR = "... on UserError { code message field }"

@@ -27,7 +27,7 @@ from tests.support.documents import (
 )
 from tests.support.graphql import GraphQLClient, eventually, gateway
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 
 async def test_document_becomes_ready_with_matching_chunks_vectors_and_graph(

@@ -11,7 +11,6 @@ import pytest
 from gql.transport.exceptions import TransportQueryError
 from strawberry.relay import GlobalID
 
-from heysh.auth import mint_dev_token
 from heysh.config import Settings
 from heysh.local.users import user_id_for
 from tests.support.documents import (
@@ -24,8 +23,9 @@ from tests.support.documents import (
 from tests.support.graphql import GraphQLClient
 from tests.support.live_api import serve_api
 from tests.support.subscriptions import PROTOCOLS, domain_events, ws_session
+from tests.support.tokens import user_token
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 OWNER = "dora-domain"
 DELETE_DOMAIN = "mutation($id: ID!) { deleteDomain(id: $id) { __typename } }"
@@ -38,7 +38,7 @@ async def live(settings: Settings, worker: None) -> AsyncIterator[str]:
 
 
 def token(settings: Settings, user: str) -> str:
-    return mint_dev_token(settings, user_id_for(user))
+    return user_token(settings, user_id_for(user))
 
 
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, str | None, str | None]]:

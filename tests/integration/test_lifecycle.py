@@ -38,7 +38,7 @@ from tests.support.store_state import (
     relationship_weights,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 RUN = "query($id: ID!) { workflowRun(id: $id) { id kind status error } }"
 DOMAIN = "query($id: ID!) { domain(id: $id) { status error lastRun { id status } } }"

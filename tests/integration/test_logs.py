@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -45,6 +44,7 @@ from heysh.services import Services
 from tests.support.documents import ADD, CREATE_DOMAIN, DOCUMENT, DOMAIN_STATUS, raw_id
 from tests.support.graphql import eventually
 from tests.support.images import image_config, run_image_command
+from tests.support.live_api import free_port
 from tests.support.openai_server import OpenAIServer, Reply, error_body
 
 pytestmark = pytest.mark.integration
@@ -172,13 +172,6 @@ def production_env(
         "HEYSH_LOG_LEVEL": "DEBUG",  # heysh's own; libraries stay at INFO
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def token(user: str = USER) -> str:

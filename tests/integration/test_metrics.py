@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,7 +21,7 @@ from heysh.telemetry.worker_metrics import worker_runtime
 from heysh.worker import build_worker, prepare_stores
 from tests.support.documents import active_domain, add_document, fixture_text, raw_id, wait_document
 from tests.support.graphql import GraphQLClient, eventually
-from tests.support.live_api import serve_api
+from tests.support.live_api import free_port, serve_api
 from tests.support.subscriptions import RUN_EVENTS, ws_session
 
 pytestmark = pytest.mark.integration
@@ -68,13 +67,6 @@ async def scrape(url: str) -> Scrape:
     assert response.status_code == 200, response.text
     families = text_string_to_metric_families(response.text)
     return Scrape([sample for family in families for sample in family.samples])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.query_count import StatementCounter
 from tests.support.store_state import domain_row
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 RUN = """query($id: ID!) { workflowRun(id: $id) {
   id kind status stage progress error startedAt finishedAt steps { name status done total } } }"""

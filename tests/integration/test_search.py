@@ -25,8 +25,8 @@ from weaviate import WeaviateAsyncClient
 from heysh.config import Settings
 from heysh.local.stack import LocalStack
 from heysh.pipeline.embedding import MiniLmEmbedder
-from heysh.services import Services
-from heysh.stores.vectors import EmbedderMismatchError, EmbedderRecord, VectorStore, create_client
+from heysh.services import Services, weaviate_client
+from heysh.stores.vectors import EmbedderMismatchError, EmbedderRecord, VectorStore
 from tests.support.documents import (
     active_domain,
     add_document,
@@ -36,7 +36,7 @@ from tests.support.documents import (
 )
 from tests.support.graphql import GraphQLClient, gateway
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 OWNER = "sara-search"
 MODES = ("VECTOR", "KEYWORD", "HYBRID", "GRAPH")
@@ -142,7 +142,7 @@ async def corpus(api: GraphQLClient) -> Corpus:
 
 @pytest.fixture(scope="module")
 async def weaviate(settings: Settings) -> AsyncIterator[WeaviateAsyncClient]:
-    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, None)
+    client = weaviate_client(settings)
     await client.connect()
     try:
         yield client

@@ -20,7 +20,6 @@ import pytest
 from gql.transport.exceptions import TransportError, TransportQueryError, TransportServerError
 from strawberry.relay import GlobalID
 
-from heysh.auth import mint_dev_token
 from heysh.config import Settings
 from heysh.hub import RunHub, SubscriberTooSlowError
 from heysh.local.users import user_id_for
@@ -39,8 +38,9 @@ from tests.support.documents import (
 from tests.support.graphql import GraphQLClient, gateway
 from tests.support.live_api import api_environment, serve_api
 from tests.support.subscriptions import PROTOCOLS, close_code, run_events, ws_session
+from tests.support.tokens import user_token
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 OWNER = "sue-subscriber"
 FORBIDDEN = 4403  # graphql-transport-ws: connection_init refused, or the token expired
@@ -63,7 +63,7 @@ async def idle_api(settings: Settings) -> AsyncIterator[GraphQLClient]:
 
 
 def token(settings: Settings, user: str, ttl: int = 3600) -> str:
-    return mint_dev_token(settings, user_id_for(user), ttl_seconds=ttl)
+    return user_token(settings, user_id_for(user), ttl_seconds=ttl)
 
 
 def long_text(copies: int) -> str:

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +30,7 @@ from heysh.services import Services
 from tests.support.documents import ADD, active_domain, raw_id
 from tests.support.graphql import GraphQLClient, eventually, gateway
 from tests.support.images import image_config, run_image_command
-from tests.support.live_api import api_environment
+from tests.support.live_api import api_environment, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +53,6 @@ class ApiProcess:
             if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
         raise AssertionError(f"no {key} for pid {self.process.pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from weaviate.classes.query import Filter
 
 from heysh.config import Settings
 from heysh.local.stack import LocalStack
-from heysh.stores.vectors import create_client, tenant_name
+from heysh.services import weaviate_client
+from heysh.stores.vectors import tenant_name
 from tests.support.documents import active_domain, add_document, fixture_text, raw_id, wait_document
 from tests.support.graphql import gateway
 from tests.support.images import image_config, run_image_command
@@ -81,7 +82,7 @@ async def test_the_worker_image_processes_a_document_with_openai_and_no_minilm_f
     assert {request.body["dimensions"] for request in embedded} == {DIMENSIONS}
     assert {request.body["model"] for request in embedded} == {"text-embedding-3-small"}
 
-    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, None)
+    client = weaviate_client(settings)
     await client.connect()
     try:
         chunks = client.collections.use(collection).with_tenant(tenant_name(raw_id(domain)))

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 from heysh.config import RETIRED_DEV_JWT_SECRET
 from heysh.local.dev_state import SECRET_FILE, STATE_FILE
 from heysh.local.stack import DEV_PORTS, port_is_free
+from tests.support.live_api import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +48,6 @@ def dev_ports() -> dict[str, int]:
     ports["weaviate_data"] = DEV_PORTS.weaviate_gossip + 1
     ports["weaviate_raft_rpc"] = DEV_PORTS.weaviate_raft + 1
     return {name: port for name, port in ports.items() if port is not None}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def without_heysh_variables() -> dict[str, str]:

@@ -12,9 +12,9 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from heysh.app import create_app
-from heysh.auth import mint_dev_token
 from heysh.config import Settings
 from heysh.local.users import user_id_for
+from tests.support.tokens import user_token
 
 
 @asynccontextmanager
@@ -34,7 +34,7 @@ class GraphQLClient:
         self.settings = settings
 
     def token(self, user: str) -> str:
-        return mint_dev_token(self.settings, user_id_for(user))
+        return user_token(self.settings, user_id_for(user))
 
     async def execute(
         self,

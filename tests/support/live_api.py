@@ -17,17 +17,32 @@ if TYPE_CHECKING:
     from heysh.local.stack import LocalStack
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now, for a process that binds it itself."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def api_environment(
     stack: LocalStack, settings: Settings, port: int, task_queue: str
 ) -> dict[str, str]:
     """The variables a `heysh api` process on this stack needs (over the caller's environment):
-    test mode, the settings' JWT secret, 127.0.0.1:``port``, ``task_queue``, warnings only."""
-    secret = settings.supabase_jwt_secret
-    assert secret is not None
+    the mode and token verification of ``settings`` (test mode with its JWT secret, or production
+    with its JWKS endpoint), 127.0.0.1:``port``, ``task_queue``, warnings only."""
+    if settings.supabase_jwks_url is not None:
+        auth = {
+            "HEYSH_ENV": settings.env.value,
+            "HEYSH_SUPABASE_URL": settings.supabase_url,
+            "HEYSH_SUPABASE_JWKS_URL": settings.supabase_jwks_url,
+        }
+    else:
+        secret = settings.supabase_jwt_secret
+        assert secret is not None
+        auth = {"HEYSH_ENV": "test", "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value()}
     return {
         **stack.settings_env(),
-        "HEYSH_ENV": "test",
-        "HEYSH_SUPABASE_JWT_SECRET": secret.get_secret_value(),
+        **auth,
         "HEYSH_API_HOST": "127.0.0.1",
         "HEYSH_API_PORT": str(port),
         "HEYSH_TASK_QUEUE": task_queue,

@@ -13,10 +13,10 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.rows import class_row
 
-from heysh.services import Services
+from heysh.services import Services, weaviate_client
 from heysh.stores.graph import create_driver
 from heysh.stores.postgres import DomainRow
-from heysh.stores.vectors import create_client, tenant_name
+from heysh.stores.vectors import tenant_name
 
 
 async def _postgres(services: Services, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -106,8 +106,7 @@ async def relationship_weights(services: Services, domain_id: str) -> dict[str, 
 async def tenant_vectors(services: Services, domain_id: str) -> int:
     """The vectors in the domain's tenant; 0 when it has none."""
     settings = services.settings
-    api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
-    client = create_client(settings.weaviate_url, settings.weaviate_grpc_port, api_key)
+    client = weaviate_client(settings)
     try:
         await client.connect()
         collection = client.collections.use(settings.weaviate_collection)

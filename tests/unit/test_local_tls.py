@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import stat
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from neo4j import TrustCustomCAs
 from pydantic import ValidationError
 
 from heysh.config import Settings
+from heysh.local.services import TlsProxyService, TlsRoute
+from heysh.local.stack import DEV_PORTS, LocalStack, free_test_ports
 from heysh.local.tls import LocalPki
 from heysh.stores.graph import tls_options
 
@@ -73,3 +76,59 @@ def test_other_uris_reach_the_driver_unchanged(uri: str, ca: str | None, tmp_pat
 def test_a_ca_file_that_is_not_there_is_refused_by_its_setting_name(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="HEYSH_TLS_CA_FILE"):
         Settings(env="test", tls_ca_file=tmp_path / "missing.pem")
+
+
+def test_credentials_are_made_once_and_a_data_dir_from_before_api_keys_gets_only_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    stack = LocalStack(tmp_path, DEV_PORTS, ephemeral=True, secure=True)
+    path = stack.pki.directory / "passwords.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"postgres": "kept-pg", "neo4j": "kept-neo4j"}))  # older layout
+    made = stack.passwords()
+    assert made["postgres"] == "kept-pg"
+    assert made["neo4j"] == "kept-neo4j"  # the servers' passwords were set with these
+    assert len({made["weaviate"], made["temporal"], "kept-pg"}) == 3
+    assert stack.passwords() == made == json.loads(path.read_text())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_secure_settings_reach_every_store_over_tls_with_its_credential(
+    tmp_path: Path,
+) -> None:
+    ports = free_test_ports()
+    stack = LocalStack(tmp_path, ports, ephemeral=True, secure=True)
+    stack.pki.ensure()  # start() makes it
+    env = stack.settings_env()
+    made = stack.passwords()
+    assert env["HEYSH_WEAVIATE_URL"] == f"https://127.0.0.1:{ports.weaviate_http}"
+    assert env["HEYSH_WEAVIATE_API_KEY"] == made["weaviate"]
+    assert env["HEYSH_TEMPORAL_API_KEY"] == made["temporal"]
+    settings = stack.test_settings()
+    assert settings.temporal_tls_enabled  # an API key turns TLS on, as for Temporal Cloud
+    assert settings.neo4j_uri.startswith("bolt+s://")
+    assert "sslmode=verify-full" in settings.database_url.get_secret_value()
+    assert settings.tls_ca_file == stack.pki.ca_file
+
+
+def test_the_proxy_refuses_temporal_calls_without_the_key_and_serves_no_http3(
+    tmp_path: Path,
+) -> None:
+    pki = LocalPki(tmp_path / "pki").ensure()
+    routes = [
+        TlsRoute("weaviate-https", 1001, 2001),
+        TlsRoute("temporal", 1003, 2003, grpc=True, api_key="k-123"),
+    ]
+    proxy = TlsProxyService(tmp_path / "proxy", Path("caddy"), routes, pki=pki, log_path=tmp_path)
+    proxy.prepare()
+    config_file = tmp_path / "proxy" / "caddy.json"
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600  # it holds the API key
+    servers = json.loads(config_file.read_text())["apps"]["http"]["servers"]
+    assert all(server["protocols"] == ["h1", "h2"] for server in servers.values())
+    weaviate, temporal = servers["weaviate-https"], servers["temporal"]
+    assert len(weaviate["routes"]) == 1  # Weaviate checks its own key
+    refusal, forward = temporal["routes"]
+    assert refusal["match"] == [{"not": [{"header": {"Authorization": ["Bearer k-123"]}}]}]
+    assert refusal["handle"][0]["headers"]["Grpc-Status"] == ["16"]
+    assert forward["handle"][0]["upstreams"] == [{"dial": "127.0.0.1:2003"}]
+    assert forward["handle"][0]["transport"]["versions"] == ["h2c"]

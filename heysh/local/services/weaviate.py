@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from heysh.local.services.supervision import LocalService
@@ -21,6 +21,8 @@ class WeaviateService(LocalService):
     grpc_port: int
     gossip_port: int  # gossip+1 is its data port
     raft_port: int  # raft+1 is its internal RPC port
+    # The secure profile: only requests with this key (`Authorization: Bearer`) are served.
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def ports(self) -> dict[str, int]:
@@ -54,7 +56,7 @@ class WeaviateService(LocalService):
 
     def environment(self) -> dict[str, str]:
         # A clean environment: a developer's stray Weaviate/OpenAI variables must not change it.
-        return {
+        env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
             "PERSISTENCE_DATA_PATH": str(self.data_dir),
@@ -76,6 +78,14 @@ class WeaviateService(LocalService):
             "GO_PROFILING_DISABLE": "true",  # else pprof takes *:6060, clashing dev with tests
             "LOG_LEVEL": "warning",
         }
+        if self.api_key is not None:
+            env |= {
+                "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+                "AUTHENTICATION_APIKEY_ENABLED": "true",
+                "AUTHENTICATION_APIKEY_ALLOWED_KEYS": self.api_key,
+                "AUTHENTICATION_APIKEY_USERS": "heysh",
+            }
+        return env
 
     def probe(self) -> None:
         import httpx
