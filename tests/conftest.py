@@ -59,7 +59,8 @@ def settings(stack: LocalStack) -> Iterator[Settings]:
         )
         return
     # Production as Supabase configures it: ES256 tokens checked against the project's JWKS
-    # (here a local endpoint), GraphiQL and introspection off by default, every secret set.
+    # (here a local endpoint), GraphiQL and introspection off by default, every secret set
+    # (the stack's credentials, and a metrics token; OpenAI's is not used by MiniLM).
     key = ec_key()
     with JwksServer([key]) as jwks:
         trust_jwks(jwks.url, key)
@@ -68,6 +69,7 @@ def settings(stack: LocalStack) -> Iterator[Settings]:
             task_queue=task_queue,
             supabase_url=SECURE_PROFILE_SUPABASE_URL,
             supabase_jwks_url=jwks.url,
+            metrics_token=secrets.token_urlsafe(32),
         )
 
 

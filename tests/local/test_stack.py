@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ from heysh.local import install
 from heysh.local.install import WEAVIATE_VERSION, ensure_all, ensure_postgres, find_java
 from heysh.local.services import Neo4jService, PostgresService, ServiceError
 from heysh.local.stack import LocalStack, free_test_ports, port_is_free
+from heysh.local.tls import LocalPki, ServerSecurity
 
 pytestmark = pytest.mark.integration
 
@@ -348,3 +350,23 @@ def test_stop_releases_every_port_and_leaves_no_process(local_stack: LocalStack)
     assert wait_until_gone(processes, timeout=5) == []
     assert [port for port in ports if not port_is_free(port)] == []
     assert not any(service.running for service in local_stack.services)
+
+
+def test_a_secure_neo4j_takes_a_password_that_begins_with_a_dash(scratch: Path) -> None:
+    # token_urlsafe makes one in 64 passwords so; neo4j-admin once read it as an option.
+    password = "-" + secrets.token_urlsafe(24)
+    installed = ensure_all()
+    service = Neo4jService(
+        scratch / "neo4j",
+        free_test_ports().neo4j_bolt,
+        installed.neo4j_classpath,
+        java=installed.java,
+        log_path=scratch / "neo4j.log",
+        ephemeral=True,
+        security=ServerSecurity(LocalPki(scratch / "pki").ensure(), password),
+    )
+    service.start()
+    try:
+        service.wait_ready(timeout=120)  # its probe logs in with the password over TLS
+    finally:
+        service.stop()

@@ -36,6 +36,8 @@ def api_environment(
             "HEYSH_SUPABASE_URL": settings.supabase_url,
             "HEYSH_SUPABASE_JWKS_URL": settings.supabase_jwks_url,
         }
+        if settings.metrics_token is not None:
+            auth["HEYSH_METRICS_TOKEN"] = settings.metrics_token.get_secret_value()
     else:
         secret = settings.supabase_jwt_secret
         assert secret is not None

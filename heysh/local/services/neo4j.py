@@ -135,7 +135,7 @@ class Neo4jService(LocalService):
             log.write(f"--- heysh: running {shlex.join([cmd[0], *cmd[-2:]])} <password>\n".encode())
             log.flush()
             result = subprocess.run(
-                [*cmd, password],
+                [*cmd, "--", password],  # "--": a password may begin with a dash
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
