@@ -398,6 +398,7 @@ def main() -> int:
     print(f"postgres  {installed.postgres_bin}")
     print(f"temporal  {installed.temporal}")
     print(f"minilm    {installed.minilm}")
+    print(f"caddy     {installed.caddy}")
     print(f"all ready in {time.monotonic() - started:.1f}s (cache {cache_root()})")
     return 0
 

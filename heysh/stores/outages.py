@@ -18,6 +18,7 @@ from neo4j.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
     WeaviateClosedClientError,
     WeaviateConnectionError,
     WeaviateGRPCUnavailableError,
@@ -41,6 +42,9 @@ _WEAVIATE = (
     WeaviateClosedClientError,
 )
 _GRPC_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# What a gateway in front of Weaviate (Weaviate Cloud's load balancer, a TLS proxy) answers
+# over HTTP while Weaviate behind it is down: bad gateway, unavailable, gateway timeout.
+_GATEWAY_DOWN = (502, 503, 504)
 
 
 def _store_of(exc: BaseException) -> str | None:
@@ -50,6 +54,8 @@ def _store_of(exc: BaseException) -> str | None:
     if isinstance(exc, _NEO4J):
         return "graph store"
     if isinstance(exc, _WEAVIATE):
+        return "vector store"
+    if isinstance(exc, UnexpectedStatusCodeError) and exc.status_code in _GATEWAY_DOWN:
         return "vector store"
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _GRPC_DOWN:
         return "vector store"  # Weaviate is the only store heysh reaches through grpcio

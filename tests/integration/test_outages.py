@@ -44,7 +44,7 @@ from tests.support.documents import (
 )
 from tests.support.graphql import GraphQLClient, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.secure_profile]
 
 DOMAINS = "{ domains(first: 5) { edges { node { id name status } } } }"
 RESTART_TIMEOUT = 180.0
