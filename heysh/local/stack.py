@@ -37,7 +37,7 @@ from heysh.local.services import (
 )
 from heysh.local.services.neo4j import NEO4J_USER, bolt_uri
 from heysh.local.services.postgres import postgres_dsn
-from heysh.local.tls import LocalPki, ServerSecurity
+from heysh.local.tls import LocalPki, ServerSecurity, write_owner_only
 
 S = TypeVar("S", bound=LocalService)
 # The secure profile's credentials, one per service (passwords, and API keys for Weaviate/Temporal).
@@ -202,18 +202,8 @@ class LocalStack:
             known |= {name: secrets.token_urlsafe(24) for name in missing}
             self.pki.directory.mkdir(parents=True, exist_ok=True)
             self.pki.directory.chmod(0o700)
-            staging = path.with_suffix(f".tmp-{os.getpid()}")
-            staging.unlink(missing_ok=True)
-            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                json.dump(known, file)
-            os.replace(staging, path)
+            write_owner_only(path, json.dumps(known).encode())
         return known
-
-    def _security(self, service: str) -> ServerSecurity | None:
-        if not self.secure:
-            return None
-        return ServerSecurity(self.pki.ensure(), self.passwords()[service])
 
     # --- the services, once start() has built them ---------------------------------------------
 
@@ -325,6 +315,11 @@ class LocalStack:
         logs, p = self.root / "logs", self.ports
         # Where Weaviate and Temporal listen: behind the TLS proxy in the secure profile.
         inner = self._proxied_ports() if self.secure else None
+        credentials = self.passwords() if self.secure else {}
+
+        def security(service: str) -> ServerSecurity | None:
+            return ServerSecurity(self.pki.ensure(), credentials[service]) if self.secure else None
+
         services: list[LocalService] = [
             PostgresService(
                 self._postgres_dir() / "data",
@@ -332,7 +327,7 @@ class LocalStack:
                 installed.postgres_bin,
                 log_path=logs / "postgres.log",
                 ephemeral=self.ephemeral,
-                security=self._security("postgres"),
+                security=security("postgres"),
             ),
             Neo4jService(
                 self.root / "neo4j",
@@ -341,7 +336,7 @@ class LocalStack:
                 java=installed.java,
                 log_path=logs / "neo4j.log",
                 ephemeral=self.ephemeral,
-                security=self._security("neo4j"),
+                security=security("neo4j"),
             ),
             WeaviateService(
                 self.root / "weaviate" / "data",
@@ -350,7 +345,7 @@ class LocalStack:
                 grpc_port=p.weaviate_grpc if inner is None else inner.weaviate_grpc,
                 gossip_port=p.weaviate_gossip,
                 raft_port=p.weaviate_raft,
-                api_key=self.passwords()["weaviate"] if self.secure else None,
+                api_key=credentials.get("weaviate"),
                 log_path=logs / "weaviate.log",
             ),
             TemporalService(
@@ -372,7 +367,7 @@ class LocalStack:
                     p.temporal,
                     inner.temporal,
                     grpc=True,
-                    api_key=self.passwords()["temporal"],
+                    api_key=credentials["temporal"],
                 ),
             ]
             services.append(

@@ -53,9 +53,11 @@ class LocalPki:
         leaf = ca.issue_cert(*SERVER_NAMES)
         # trustme writes the traditional "EC PRIVATE KEY" form, which Netty cannot read.
         key = load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
-        _write(self.key_file, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-        _write(self.cert_file, b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        _write(self.ca_file, ca.cert_pem.bytes())  # last: its presence means the set is whole
+        pkcs8 = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        write_owner_only(self.key_file, pkcs8)
+        write_owner_only(self.cert_file, b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        # Last: its presence means the set is whole.
+        write_owner_only(self.ca_file, ca.cert_pem.bytes())
         return self
 
     def copy_for(self, directory: Path, user: pwd.struct_passwd | None) -> tuple[Path, Path]:
@@ -63,8 +65,8 @@ class LocalPki:
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
         cert, key = directory / self.cert_file.name, directory / self.key_file.name
-        _write(cert, self.cert_file.read_bytes())
-        _write(key, self.key_file.read_bytes())
+        write_owner_only(cert, self.cert_file.read_bytes())
+        write_owner_only(key, self.key_file.read_bytes())
         if user is not None:
             for path in (directory, cert, key):
                 os.chown(path, user.pw_uid, user.pw_gid)
@@ -79,9 +81,12 @@ class ServerSecurity:
     password: str = field(repr=False)
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` readable by its owner alone from the first byte (never at umask's mode)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def write_owner_only(path: Path, data: bytes) -> None:
+    """Write ``data`` readable by its owner alone from the first byte (never at umask's mode),
+    replacing ``path`` at once: a reader sees the old file or the new one, never half of it."""
+    staging = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
+    os.replace(staging, path)

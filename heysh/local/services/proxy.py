@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from heysh.local.services.supervision import LocalService
-from heysh.local.tls import LocalPki
+from heysh.local.tls import LocalPki, write_owner_only
 
 # The refusal a gRPC client reads as UNAUTHENTICATED (status 16), with a message naming no key.
 _GRPC_UNAUTHENTICATED = {
@@ -60,10 +60,7 @@ class TlsProxyService(LocalService):
     def prepare(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.config_dir.chmod(0o700)  # the config holds the API key
-        self._config_file.unlink(missing_ok=True)
-        fd = os.open(self._config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(self._config(), file, indent=1)
+        write_owner_only(self._config_file, json.dumps(self._config(), indent=1).encode())
 
     def command(self) -> list[str]:
         return [str(self.binary), "run", "--config", str(self._config_file)]
